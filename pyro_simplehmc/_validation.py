@@ -1,0 +1,91 @@
+"""Argument checks with errors that name the argument and what it may be."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from torch import Tensor
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def positive_finite(name: str, value: Any) -> float:
+    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    return float(value)
+
+
+def open_unit_interval(name: str, value: Any) -> float:
+    if not _is_real(value) or not 0 < value < 1:
+        raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}")
+    return float(value)
+
+
+def unit_interval_right_open(name: str, value: Any) -> float:
+    if not _is_real(value) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
+    return float(value)
+
+
+def positive_int(name: str, value: Any) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1; got {value!r}")
+    return int(value)
+
+
+def nonnegative_int(name: str, value: Any) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
+def nonnegative_int_or_none(name: str, value: Any) -> int | None:
+    return None if value is None else nonnegative_int(name, value)
+
+
+def boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False; got {value!r}")
+    return value
+
+
+def callable_or_none(name: str, value: Any) -> Callable | None:
+    if value is not None and not callable(value):
+        raise ValueError(f"{name} must be a callable; got {type(value).__name__}")
+    return value
+
+
+def dict_or_none(name: str, value: Any) -> dict | None:
+    if value is not None and not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict or None; got {type(value).__name__}")
+    return value
+
+
+def full_mass(value: Any) -> bool | list[tuple[str, ...]]:
+    allowed = "full_mass must be True, False, or a list of tuples of site names"
+    if isinstance(value, bool):
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"{allowed}; got {value!r}")
+    for block in value:
+        if (
+            not isinstance(block, tuple)
+            or not block
+            or not all(isinstance(name, str) for name in block)
+        ):
+            raise ValueError(f"{allowed}; got the block {block!r}")
+    return value
+
+
+def inverse_mass_matrix(value: Any) -> Tensor | Mapping | None:
+    if value is None or isinstance(value, Tensor | Mapping):
+        return value
+    raise ValueError(
+        "inverse_mass_matrix must be None, a tensor (1-D diagonal or 2-D dense), or a dict "
+        f"mapping tuples of site names to such tensors; got {type(value).__name__}"
+    )

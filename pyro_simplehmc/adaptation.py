@@ -1,0 +1,133 @@
+"""Warmup adaptation: a thin layer over Pyro's own machinery.
+
+Pyro's :class:`~pyro.infer.mcmc.adaptation.WarmupAdapter` already implements Stan's windowed
+warmup (a fast initial buffer, doubling slow windows, a final buffer), dual averaging of the step
+size (:class:`~pyro.ops.dual_averaging.DualAveraging`), a re-search of the step size after each
+slow window, and :class:`~pyro.infer.mcmc.adaptation.BlockMassMatrix` with Welford covariance
+estimates per block. This module adds only what a flat-vector kernel needs on top:
+
+- :func:`mass_matrix_blocks` turns ``full_mass`` into Pyro's block layout, with clear errors;
+- :class:`FlatBlockMassMatrix` keeps, next to Pyro's per-block matrices, the same matrix as one
+  :class:`~pyro_simplehmc.metrics.Metric` on the flat position vector, rebuilt (with its Cholesky
+  factors) whenever the inverse mass matrix changes, i.e. at the end of each slow window.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+
+import torch
+from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
+from torch import Tensor
+
+from .metrics import Metric
+
+__all__ = ["FlatBlockMassMatrix", "WarmupAdapter", "mass_matrix_blocks"]
+
+FullMass = bool | list[tuple[str, ...]]
+
+
+def mass_matrix_blocks(
+    full_mass: FullMass, params: Mapping[str, Tensor]
+) -> OrderedDict[tuple[str, ...], tuple[int, ...]]:
+    """The block structure of the mass matrix, as Pyro's ``HMC`` builds it.
+
+    :param full_mass: ``False`` (one diagonal block), ``True`` (one dense block over all sites) or
+        a list of tuples of site names, each a dense block; the other sites share one diagonal
+        block.
+    :param params: the (unconstrained) parameters, for site names and sizes.
+    :returns: an ordered dict mapping each block's site names to its shape: ``(n, n)`` for dense,
+        ``(n,)`` for diagonal. Dense blocks come first, then the diagonal block.
+    """
+    if full_mass is False:
+        dense: list[tuple[str, ...]] = []
+    elif full_mass is True:
+        dense = [tuple(sorted(params))]
+    else:
+        dense = full_mass
+        allowed = f"False, True, or a list of tuples of site names from {sorted(params)}"
+        if not isinstance(dense, list):
+            raise ValueError(f"full_mass must be {allowed}; got {full_mass!r}")
+        seen: set[str] = set()
+        for block in dense:
+            if not isinstance(block, tuple) or not block:
+                raise ValueError(f"full_mass must be {allowed}; got the block {block!r}")
+            for name in block:
+                if name not in params:
+                    raise ValueError(
+                        f"full_mass names the unknown site {name!r}; allowed: {allowed}"
+                    )
+                if name in seen:
+                    raise ValueError(f"full_mass names the site {name!r} twice")
+                seen.add(name)
+    in_dense = {name for block in dense for name in block}
+    diagonal = tuple(sorted(name for name in params if name not in in_dense))
+
+    blocks: OrderedDict[tuple[str, ...], tuple[int, ...]] = OrderedDict()
+    for block in dense:
+        size = sum(params[name].numel() for name in block)
+        blocks[block] = (size, size)
+    if diagonal:
+        blocks[diagonal] = (sum(params[name].numel() for name in diagonal),)
+    return blocks
+
+
+class FlatBlockMassMatrix(BlockMassMatrix):
+    """Pyro's :class:`~pyro.infer.mcmc.adaptation.BlockMassMatrix`, also seen as a flat metric.
+
+    The flat position vector lists the sites block by block, in the order of
+    :func:`mass_matrix_blocks`, so the blocks of :attr:`metric` are contiguous slices of it.
+    """
+
+    metric: Metric
+
+    @BlockMassMatrix.inverse_mass_matrix.setter
+    def inverse_mass_matrix(self, value: Mapping[tuple[str, ...], Tensor]) -> None:
+        known = list(self._mass_matrix_size)
+        for names, matrix in value.items():
+            if names not in self._mass_matrix_size:
+                raise ValueError(
+                    f"inverse_mass_matrix has a block for {names!r}; the blocks are {known}"
+                )
+            size = self._mass_matrix_size[names]
+            if tuple(matrix.shape) not in ((size,), (size, size)):
+                raise ValueError(
+                    f"inverse_mass_matrix block {names!r} must have shape ({size},) or "
+                    f"({size}, {size}); got {tuple(matrix.shape)}"
+                )
+        # Build (and so validate) the metric before Pyro stores anything.
+        merged = {**self._inverse_mass_matrix, **value}
+        metric = Metric([merged[names] for names in known])
+        BlockMassMatrix.inverse_mass_matrix.fset(self, value)
+        self.metric = metric
+
+
+def as_block_dict(
+    inverse_mass_matrix: Tensor | Mapping[tuple[str, ...], Tensor],
+    blocks: Mapping[tuple[str, ...], tuple[int, ...]],
+    like: Tensor,
+) -> dict[tuple[str, ...], Tensor]:
+    """Normalise a user's ``inverse_mass_matrix`` to Pyro's dict of blocks.
+
+    A single tensor is accepted when the mass matrix has a single block (``full_mass`` True or
+    False): 1-D for a diagonal, 2-D for a dense matrix, over the sites sorted by name.
+    """
+    if isinstance(inverse_mass_matrix, Mapping):
+        items = dict(inverse_mass_matrix)
+    elif isinstance(inverse_mass_matrix, Tensor):
+        if len(blocks) != 1:
+            raise ValueError(
+                "inverse_mass_matrix must be a dict keyed by the blocks "
+                f"{list(blocks)} when full_mass has several blocks"
+            )
+        items = {next(iter(blocks)): inverse_mass_matrix}
+    else:
+        raise ValueError(
+            "inverse_mass_matrix must be None, a tensor, or a dict mapping tuples of site names "
+            f"to tensors; got {type(inverse_mass_matrix).__name__}"
+        )
+    return {
+        names: torch.as_tensor(m, dtype=like.dtype, device=like.device)
+        for names, m in items.items()
+    }

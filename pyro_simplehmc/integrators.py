@@ -1,0 +1,201 @@
+r"""Integrators for Hamiltonian dynamics, as pure functions.
+
+With potential energy :math:`U(q) = -\log \pi(q)` and kinetic energy
+:math:`K(p) = \tfrac12 p^\top M^{-1} p`, Hamilton's equations are
+
+.. math:: \dot q = M^{-1} p, \qquad \dot p = -\nabla U(q).
+
+The leapfrog integrator takes a half step in momentum, a full step in position and another half
+step in momentum. Each of the three updates is a shear, so the map preserves volume exactly and
+is reversible; its energy error is :math:`O(\epsilon^2)`. Consecutive steps share their half
+steps, so :math:`L` steps cost :math:`L` gradients when the gradient at the start is known.
+
+The flat functions (:func:`leapfrog_flat`, :func:`euler_flat`) are what the kernels use. They
+work on a position with leading batch dimensions as well. :func:`leapfrog` takes the same
+structures as Pyro's potentials (a dict of tensors, or a tensor).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import NamedTuple
+
+import torch
+from pyro.ops.integrator import _EXCEPTION_HANDLERS
+from torch import Tensor
+
+from .metrics import Metric
+from .ravel import DictRavel
+
+#: ``value_and_grad(q) -> (U(q), dU/dq(q))`` on flat positions.
+ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
+
+#: Exceptions that mean "this point is numerically invalid", not "the model is wrong": they make
+#: a proposal fail (a rejection and a divergence) instead of ending the run. Pyro's own registry
+#: (singular matrices) is consulted as well.
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
+    torch.linalg.LinAlgError,
+    ValueError,  # distribution validation rejecting an out-of-support or NaN value
+    ArithmeticError,
+)
+
+
+def is_numerical_error(error: Exception) -> bool:
+    """Whether ``error`` raised by a potential marks an invalid point rather than a bug."""
+    return isinstance(error, NUMERICAL_ERRORS) or any(
+        handler(error) for handler in _EXCEPTION_HANDLERS.values()
+    )
+
+
+def value_and_grad(potential_fn: Callable[[Tensor], Tensor], q: Tensor) -> tuple[Tensor, Tensor]:
+    r"""Potential energy :math:`U(q)` and its gradient, by autograd.
+
+    A numerical fault (see :data:`NUMERICAL_ERRORS`) gives a NaN potential and a NaN gradient, so
+    the proposal that reached this point is rejected rather than the run crashing.
+
+    :param potential_fn: maps a flat position (shape ``batch + (D,)``) to potential energies
+        (shape ``batch``, or ``batch + (1,)``).
+    :param q: the position.
+    :returns: ``(U, grad)``, detached.
+    """
+    q = q.detach().requires_grad_(True)
+    try:
+        with torch.enable_grad():
+            u = potential_fn(q)
+            u = u.reshape(q.shape[:-1])
+            if u.requires_grad:
+                (grad,) = torch.autograd.grad(u.sum(), q, allow_unused=True)
+            else:
+                grad = None
+    except Exception as error:
+        if not is_numerical_error(error):
+            raise
+        nan = torch.full_like(q, float("nan")).detach()
+        return nan[..., 0], nan
+    if grad is None:  # a potential that does not depend on q
+        grad = torch.zeros_like(q)
+    return u.detach(), grad
+
+
+class IntegratorState(NamedTuple):
+    """The end of a trajectory."""
+
+    position: Tensor
+    momentum: Tensor
+    potential_energy: Tensor
+    grad: Tensor
+
+
+def leapfrog_flat(
+    q: Tensor,
+    p: Tensor,
+    value_and_grad_fn: ValueAndGrad,
+    velocity_fn: Callable[[Tensor], Tensor],
+    step_size: float,
+    num_steps: int,
+    grad: Tensor | None = None,
+    potential_energy: Tensor | None = None,
+) -> IntegratorState:
+    r"""``num_steps`` leapfrog steps of size ``step_size`` on flat tensors.
+
+    :param q: position, shape ``batch + (D,)``.
+    :param p: momentum, same shape.
+    :param value_and_grad_fn: ``q -> (U(q), grad U(q))``.
+    :param velocity_fn: ``p -> M^{-1} p`` (for example :meth:`Metric.velocity`).
+    :param step_size: :math:`\epsilon`.
+    :param num_steps: :math:`L \ge 1`.
+    :param grad: :math:`\nabla U(q)` if already known (saves one gradient evaluation).
+    :param potential_energy: :math:`U(q)`, returned unchanged if ``num_steps`` is 0.
+    :returns: the final position, momentum, potential energy and gradient.
+    """
+    if grad is None:
+        potential_energy, grad = value_and_grad_fn(q)
+    for _ in range(num_steps):
+        p = p - (0.5 * step_size) * grad
+        q = q + step_size * velocity_fn(p)
+        potential_energy, grad = value_and_grad_fn(q)
+        p = p - (0.5 * step_size) * grad
+    return IntegratorState(q, p, potential_energy, grad)
+
+
+def euler_flat(
+    q: Tensor,
+    p: Tensor,
+    value_and_grad_fn: ValueAndGrad,
+    velocity_fn: Callable[[Tensor], Tensor],
+    step_size: float,
+    num_steps: int,
+) -> IntegratorState:
+    r"""Explicit Euler: position and momentum move together from the old state.
+
+    Not volume preserving, so its energy drifts; it exists to be compared with leapfrog.
+    """
+    potential_energy, grad = value_and_grad_fn(q)
+    for _ in range(num_steps):
+        q, p = q + step_size * velocity_fn(p), p - step_size * grad
+        potential_energy, grad = value_and_grad_fn(q)
+    return IntegratorState(q, p, potential_energy, grad)
+
+
+Structure = Tensor | Mapping[str, Tensor]
+
+
+def leapfrog(
+    position: Structure,
+    momentum: Structure,
+    potential_fn: Callable[[Structure], Tensor],
+    step_size: float,
+    num_steps: int = 1,
+    inverse_mass_matrix: Tensor | Metric | None = None,
+    *,
+    grad: Structure | None = None,
+) -> IntegratorState:
+    r"""Leapfrog integration on Pyro-style structures.
+
+    :param position: a tensor, or a dict of tensors keyed by site name (like the input of a Pyro
+        potential function).
+    :param momentum: same structure as ``position``.
+    :param potential_fn: the potential energy :math:`U`, taking ``position``'s structure.
+    :param step_size: :math:`\epsilon`.
+    :param num_steps: number of steps :math:`L`.
+    :param inverse_mass_matrix: ``None`` (identity), a 1-D tensor (diagonal) or a 2-D tensor
+        (dense) over the flattened position (sites in the dict's order), or a :class:`Metric`.
+    :param grad: :math:`\nabla U` at ``position`` if already known, same structure.
+    :returns: an :class:`IntegratorState` whose position, momentum and gradient have
+        ``position``'s structure.
+
+    Example::
+
+        >>> out = leapfrog({"x": torch.ones(2)}, {"x": torch.zeros(2)},
+        ...                lambda z: 0.5 * (z["x"] ** 2).sum(), step_size=0.1, num_steps=10)
+        >>> out.position["x"].shape
+        torch.Size([2])
+    """
+    if isinstance(position, Mapping):
+        ravel = DictRavel(position)
+        flat_q, flat_p = ravel.flatten(position), ravel.flatten(momentum)
+        flat_grad = None if grad is None else ravel.flatten(grad)
+        out = leapfrog_flat(
+            flat_q,
+            flat_p,
+            lambda q: value_and_grad(lambda x: potential_fn(ravel.unflatten(x)), q),
+            Metric.from_inverse_mass_matrix(inverse_mass_matrix, flat_q).velocity,
+            step_size,
+            num_steps,
+            grad=flat_grad,
+        )
+        return IntegratorState(
+            ravel.unflatten(out.position),
+            ravel.unflatten(out.momentum),
+            out.potential_energy,
+            ravel.unflatten(out.grad),
+        )
+    return leapfrog_flat(
+        position,
+        momentum,
+        lambda q: value_and_grad(potential_fn, q),
+        Metric.from_inverse_mass_matrix(inverse_mass_matrix, position).velocity,
+        step_size,
+        num_steps,
+        grad=grad,
+    )

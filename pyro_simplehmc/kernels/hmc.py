@@ -1,0 +1,183 @@
+r"""Hamiltonian Monte Carlo with a fixed number of leapfrog steps.
+
+One iteration, from position :math:`q`:
+
+1. draw a fresh momentum :math:`p \sim \mathcal{N}(0, M)`;
+2. follow Hamilton's equations for :math:`L` leapfrog steps of size :math:`\epsilon` to
+   :math:`(q^*, p^*)`;
+3. flip the momentum, :math:`p^* \to -p^*`, which makes the proposal its own inverse;
+4. accept with probability :math:`\min(1, \exp(H(q, p) - H(q^*, -p^*)))`, where
+   :math:`H(q, p) = U(q) + \tfrac12 p^\top M^{-1} p`.
+
+Leapfrog preserves volume, so no Jacobian enters the ratio, and the energy error it makes is all
+that the Metropolis correction has to undo.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import _validation as check
+from ..integrators import leapfrog_flat
+from .base import ChainState, MHKernel
+
+
+def hamiltonian(potential_energy: Tensor, momentum: Tensor, metric) -> Tensor:
+    r"""Total energy :math:`H = U(q) + K(p)`."""
+    return potential_energy + metric.kinetic_energy(momentum)
+
+
+class SimpleHMC(MHKernel):
+    r"""Hamiltonian Monte Carlo with a fixed-length trajectory, as a Pyro MCMC kernel.
+
+    One iteration costs ``num_steps`` gradient evaluations (the gradient at the start of a
+    trajectory is the one at the end of the last accepted one).
+
+    **Step-size adaptation and the number of steps.** Give either ``num_steps`` or
+    ``trajectory_length``, not both; the one you give is held fixed while the step size adapts:
+
+    - ``num_steps=L`` (the default, with ``L=10``): every iteration takes :math:`L` leapfrog
+      steps, so the cost per iteration is fixed and the trajectory length
+      :math:`\epsilon L` follows the adapted step size;
+    - ``trajectory_length=T``: the integration time is fixed, and the number of steps is
+      :math:`\lceil T/\epsilon \rceil`, so the cost per iteration follows the adapted step size.
+      This is what :class:`pyro.infer.HMC` does.
+
+    :attr:`fixed` says which (``"num_steps"`` or ``"trajectory_length"``) and :attr:`num_steps`
+    gives the current number of steps.
+
+    :param int num_steps: number of leapfrog steps :math:`L \ge 1`.
+    :param float trajectory_length: integration time :math:`T > 0`.
+    :param float step_size_jitter: if positive, each iteration uses a step size drawn uniformly
+        from :math:`\epsilon\,[1 - j, 1 + j]`; breaks the periodicity of fixed trajectories on
+        near-Gaussian targets. In :math:`[0, 1)`; default 0 (off).
+    :param float num_steps_jitter: if positive, each iteration uses a number of steps drawn
+        uniformly from the integers in :math:`L\,[1 - j, 1 + j]` (at least 1): a random trajectory
+        length. In :math:`[0, 1)`; default 0 (off).
+
+    The other arguments are those of :class:`~pyro_simplehmc.MHKernel`; ``target_accept_prob``
+    defaults to 0.65 (Neal, 2011; Beskos et al., 2013).
+
+    Example::
+
+        >>> kernel = SimpleHMC(model, step_size=0.2, num_steps=20)
+        >>> mcmc = MCMC(kernel, num_samples=2000, warmup_steps=500, num_chains=2)
+        >>> mcmc.run(data)
+    """
+
+    default_target_accept_prob = 0.65
+
+    def __init__(
+        self,
+        model=None,
+        potential_fn=None,
+        step_size: float = 1.0,
+        trajectory_length: float | None = None,
+        num_steps: int | None = None,
+        adapt_step_size: bool = True,
+        adapt_mass_matrix: bool = True,
+        full_mass=False,
+        transforms=None,
+        max_plate_nesting=None,
+        jit_compile=False,
+        jit_options=None,
+        ignore_jit_warnings=False,
+        target_accept_prob: float | None = None,
+        init_strategy=None,
+        *,
+        inverse_mass_matrix=None,
+        step_size_jitter: float = 0.0,
+        num_steps_jitter: float = 0.0,
+    ):
+        if num_steps is not None and trajectory_length is not None:
+            raise ValueError(
+                "give num_steps or trajectory_length, not both; "
+                f"got num_steps={num_steps!r} and trajectory_length={trajectory_length!r}"
+            )
+        if trajectory_length is not None:
+            self.fixed = "trajectory_length"
+            self.trajectory_length = check.positive_finite("trajectory_length", trajectory_length)
+            self._num_steps = None
+        else:
+            self.fixed = "num_steps"
+            self._num_steps = check.positive_int(
+                "num_steps", 10 if num_steps is None else num_steps
+            )
+            self.trajectory_length = None
+        self.step_size_jitter = check.unit_interval_right_open("step_size_jitter", step_size_jitter)
+        self.num_steps_jitter = check.unit_interval_right_open("num_steps_jitter", num_steps_jitter)
+        kwargs: dict[str, Any] = {} if init_strategy is None else {"init_strategy": init_strategy}
+        super().__init__(
+            model,
+            potential_fn,
+            step_size,
+            adapt_step_size,
+            adapt_mass_matrix,
+            full_mass,
+            transforms,
+            max_plate_nesting,
+            jit_compile,
+            jit_options,
+            ignore_jit_warnings,
+            target_accept_prob,
+            inverse_mass_matrix=inverse_mass_matrix,
+            **kwargs,
+        )
+
+    @property
+    def num_steps(self) -> int:
+        """The number of leapfrog steps per iteration at the current step size."""
+        return self._num_steps_at(self.step_size)
+
+    def _num_steps_at(self, step_size: float) -> int:
+        if self.fixed == "num_steps":
+            return self._num_steps
+        return max(1, math.ceil(self.trajectory_length / step_size - 1e-9))
+
+    def _jittered(self, step_size: float) -> tuple[float, int]:
+        num_steps = self._num_steps_at(step_size)
+        if self.step_size_jitter > 0:
+            step_size *= 1 + self.step_size_jitter * (2 * torch.rand(()).item() - 1)
+        if self.num_steps_jitter > 0:
+            low = max(1, math.floor(num_steps * (1 - self.num_steps_jitter)))
+            high = max(low, math.ceil(num_steps * (1 + self.num_steps_jitter)))
+            num_steps = int(torch.randint(low, high + 1, ()).item())
+        return step_size, num_steps
+
+    def propose(self, state: ChainState, step_size: float) -> tuple[ChainState, Tensor]:
+        step_size, num_steps = self._jittered(step_size)
+        return self._trajectory(state, step_size, num_steps)
+
+    def _trajectory(
+        self, state: ChainState, step_size: float, num_steps: int
+    ) -> tuple[ChainState, Tensor]:
+        metric = self.metric
+        p = metric.momentum_from_normal(torch.randn_like(state.position))
+        end = leapfrog_flat(
+            state.position,
+            p,
+            self._value_and_grad,
+            metric.velocity,
+            step_size,
+            num_steps,
+            grad=state.grad,
+        )
+        # The flip p -> -p makes the proposal an involution; K(-p) = K(p), so it costs nothing.
+        p_end = -end.momentum
+        log_accept_ratio = hamiltonian(state.potential_energy, p, metric) - hamiltonian(
+            end.potential_energy, p_end, metric
+        )
+        return ChainState(end.position, end.potential_energy, end.grad), log_accept_ratio
+
+    def _trial_log_accept_ratio(self, state: ChainState, step_size: float) -> Tensor:
+        # As Stan and Pyro do, search the step size with a single leapfrog step.
+        return self._trajectory(state, step_size, 1)[1]
+
+    def diagnostics(self) -> dict[str, Any]:
+        diagnostics = super().diagnostics()
+        diagnostics["num steps"] = self.num_steps
+        return diagnostics
