@@ -1,0 +1,114 @@
+"""The comparison as a terminal table, a CSV file and a JSON file."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from .runner import Comparison
+
+#: (header, summary key, format) of the terminal table's columns.
+COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("kernel", "kernel", "{}"),
+    ("truth", "status", "{}"),
+    ("max|z|", "max_abs_z_truth", "{:.2f}"),
+    ("vs NUTS", "vs_nuts", "{}"),
+    ("minESS x", "min_ess_bulk_x", "{:.0f}"),
+    ("medESS x", "median_ess_bulk_x", "{:.0f}"),
+    ("minESS x2", "min_ess_bulk_x2", "{:.0f}"),
+    ("min tail", "_min_tail", "{:.0f}"),
+    ("evals", "sampling_evals", "{}"),
+    ("unit", "cost_unit", "{:.4}"),
+    ("ESS/eval", "ess_per_eval", "{:.4f}"),
+    ("ESS/s", "ess_per_second", "{:.0f}"),
+    ("R-hat", "r_hat", "{:.3f}"),
+    ("accept", "acceptance_rate", "{:.2f}"),
+    ("div", "divergences", "{}"),
+    ("time s", "_seconds", "{:.1f}"),
+)
+
+
+def _row(summary: dict[str, Any]) -> list[str]:
+    summary = dict(summary)
+    summary["_min_tail"] = min(summary["min_ess_tail_x"], summary["min_ess_tail_x2"])
+    summary["_seconds"] = summary["warmup_seconds"] + summary["sampling_seconds"]
+    cells = []
+    for _, key, fmt in COLUMNS:
+        value = summary[key]
+        if isinstance(value, float) and math.isnan(value):
+            cells.append("-")
+        else:
+            cells.append(fmt.format(value))
+    return cells
+
+
+def format_table(comparison: Comparison) -> str:
+    """A plain-text table of the comparison, with its settings, legend and warnings."""
+    header = [h for h, _, _ in COLUMNS]
+    rows = [_row(r.summary()) for r in comparison.results]
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=True)]
+
+    def line(cells):
+        return "  ".join(
+            str(c).rjust(w) if i else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        )
+
+    c = comparison
+    out = [
+        f"{c.target}: {c.description}",
+        f"{c.num_chains} chains x {c.num_samples} draws after {c.warmup_steps} warmup, "
+        f"seed {c.seed}; FAIL if any |z| > {c.threshold:.2f} "
+        f"(Bonferroni over {2 * c.dim} tests, family-wise 0.001)",
+        "",
+        line(header),
+        line(["-" * w for w in widths]),
+        *(line(r) for r in rows),
+        "",
+        "ESS: arviz bulk ESS (min / median over coordinates x_i, min over squares x_i^2); "
+        "min tail: smallest tail ESS of x and x^2.",
+        "ESS/eval: smallest bulk ESS per sampling-phase gradient (per potential evaluation for "
+        "gradient-free kernels); evals: that cost, all chains.",
+        "z: (estimate - truth) / MCSE for each mean and variance; vs NUTS: the same against NUTS "
+        "with both MCSEs combined.",
+    ]
+    notes = [f"warning: {r.name}: {w}" for r in c.results for w in r.warnings]
+    if notes:
+        out += ["", *notes]
+    return "\n".join(out)
+
+
+def write_csv(comparison: Comparison, path: str | Path) -> Path:
+    """One row per kernel with every scalar column of :meth:`KernelResult.summary`."""
+    path = Path(path)
+    rows = [{"target": comparison.target, **r.summary()} for r in comparison.results]
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def write_json(comparison: Comparison, path: str | Path) -> Path:
+    """The whole comparison (settings, per-coordinate arrays, summaries), without the draws."""
+    path = Path(path)
+    path.write_text(json.dumps(_finite(comparison.to_dict()), indent=1) + "\n")
+    return path
+
+
+def _finite(value):
+    """JSON has no NaN or infinity: write them as ``null`` and strings."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value

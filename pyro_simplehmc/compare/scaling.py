@@ -1,0 +1,162 @@
+r"""The dimension experiment: the cost of an effective draw as the dimension grows.
+
+On the diagonal Gaussian with variances evenly spaced in :math:`[0.1, 1]`, each kernel runs with
+an adapted step size and an adapted diagonal mass matrix, and its cost is counted in gradient
+evaluations (potential evaluations for the random walk). Optimal-scaling theory predicts that
+ESS per evaluation falls like :math:`D^{-1}` for the random walk, :math:`D^{-1/3}` for MALA and
+:math:`D^{-1/4}` for HMC whose number of steps grows to keep the trajectory length fixed; the
+fitted slopes of :math:`\log(\mathrm{ESS}/\mathrm{eval})` on :math:`\log D` are compared with
+those numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from pyro.infer import NUTS
+
+from ..kernels import MALA, RandomWalkMH, SimpleHMC
+from ..targets import diagonal_gaussian
+from .runner import KERNELS, KernelSpec, compare
+
+#: Integration time of SimpleHMC in the scaling run, in units of the adapted (whitened) scale:
+#: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
+SCALING_TRAJECTORY_LENGTH = 2.0
+
+#: The kernels of the scaling experiment. SimpleHMC fixes its trajectory length (not its number
+#: of steps) and jitters its step size, which breaks the resonance of a fixed trajectory on a
+#: Gaussian.
+SCALING_KERNELS: dict[str, KernelSpec] = {
+    "RandomWalkMH": KernelSpec("RandomWalkMH", lambda t, u: RandomWalkMH(potential_fn=u), False),
+    "MALA": KernelSpec("MALA", lambda t, u: MALA(potential_fn=u)),
+    "SimpleHMC": KernelSpec(
+        "SimpleHMC",
+        lambda t, u: SimpleHMC(
+            potential_fn=u, trajectory_length=SCALING_TRAJECTORY_LENGTH, step_size_jitter=0.2
+        ),
+    ),
+    "NUTS": KernelSpec("NUTS", lambda t, u: NUTS(potential_fn=u)),
+}
+
+
+def fit_slope(dims: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
+    """Least-squares slope and intercept of ``log(values)`` on ``log(dims)``.
+
+    Points with a value of 0 (a chain that never moved) are left out; fewer than two points
+    give NaN.
+    """
+    dims, values = np.asarray(dims, dtype=float), np.asarray(values, dtype=float)
+    keep = (values > 0) & np.isfinite(values)
+    if keep.sum() < 2:
+        return float("nan"), float("nan")
+    slope, intercept = np.polyfit(np.log(dims[keep]), np.log(values[keep]), 1)
+    return float(slope), float(intercept)
+
+
+def scaling(
+    dims: Sequence[int] = (2, 10, 50, 100),
+    kernels: Sequence[str | KernelSpec] | None = None,
+    num_samples: int = 1000,
+    warmup_steps: int = 500,
+    num_chains: int = 1,
+    seed: int = 0,
+    low: float = 0.1,
+    high: float = 1.0,
+    progress: bool = True,
+) -> list[dict]:
+    """Run the kernels on ``diagonal_gaussian(D)`` for every ``D`` in ``dims``.
+
+    :param dims: the dimensions, each at least 1.
+    :param kernels: names from :data:`SCALING_KERNELS` (falling back on the comparison's
+        :data:`~pyro_simplehmc.compare.runner.KERNELS`) or specs; default: all of
+        :data:`SCALING_KERNELS`.
+    :returns: one row per (kernel, dimension) with the comparison's summary, plus ``dim``,
+        ``median_ess_per_eval`` (median bulk ESS of the coordinates per evaluation) and
+        ``theory_slope``.
+    """
+    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
+        raise ValueError(f"dims must be a non-empty list of integers >= 1; got {dims!r}")
+    specs = []
+    for kernel in kernels if kernels is not None else SCALING_KERNELS:
+        if isinstance(kernel, KernelSpec):
+            specs.append(kernel)
+        elif kernel in SCALING_KERNELS:
+            specs.append(SCALING_KERNELS[kernel])
+        elif kernel in KERNELS:
+            specs.append(KERNELS[kernel])
+        else:
+            names = sorted(set(SCALING_KERNELS) | set(KERNELS))
+            raise ValueError(f"unknown kernel {kernel!r}; choose from {names}")
+    from .figures import THEORY_SLOPES
+
+    rows = []
+    for dim in dims:
+        result = compare(
+            diagonal_gaussian(dim, low, high),
+            kernels=specs,
+            num_samples=num_samples,
+            warmup_steps=warmup_steps,
+            num_chains=num_chains,
+            seed=seed,
+            progress=progress,
+            keep_draws=False,
+        )
+        for r in result.results:
+            rows.append(
+                {
+                    "dim": dim,
+                    **r.summary(),
+                    "median_ess_per_eval": r.median_bulk_ess_x / r.cost if r.cost else 0.0,
+                    "theory_slope": THEORY_SLOPES.get(r.name, float("nan")),
+                    "warnings": "; ".join(r.warnings),
+                }
+            )
+    return rows
+
+
+def slopes(rows: list[dict], metric: str = "ess_per_eval") -> dict[str, float]:
+    """The fitted slope of each kernel (see :func:`fit_slope`)."""
+    out = {}
+    for kernel in dict.fromkeys(r["kernel"] for r in rows):
+        mine = [r for r in rows if r["kernel"] == kernel]
+        out[kernel] = fit_slope([r["dim"] for r in mine], [r[metric] for r in mine])[0]
+    return out
+
+
+def format_scaling_table(rows: list[dict]) -> str:
+    """A plain-text table of a scaling run, with the fitted slopes."""
+    header = ("kernel", "D", "status", "accept", "minESS", "evals", "ESS/eval", "medESS/eval")
+    lines = [header]
+    for r in rows:
+        lines.append(
+            (
+                r["kernel"],
+                str(r["dim"]),
+                r["status"],
+                f"{r['acceptance_rate']:.2f}",
+                f"{min(r['min_ess_bulk_x'], r['min_ess_bulk_x2']):.0f}",
+                str(r["sampling_evals"]),
+                f"{r['ess_per_eval']:.2e}",
+                f"{r['median_ess_per_eval']:.2e}",
+            )
+        )
+    widths = [max(len(row[i]) for row in lines) for i in range(len(header))]
+    text = [
+        "  ".join(
+            c.rjust(w) if i else c.ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=True))
+        )
+        for row in lines
+    ]
+    text.insert(1, "  ".join("-" * w for w in widths))
+    fitted, fitted_median = slopes(rows), slopes(rows, "median_ess_per_eval")
+    from .figures import THEORY_SLOPES
+
+    text.append("")
+    text.append("slope of log(ESS/eval) on log(D): min ESS / median ESS (theory)")
+    for kernel, slope in fitted.items():
+        theory = THEORY_SLOPES.get(kernel)
+        theory_text = f"{theory:.2f}" if theory is not None else "-"
+        text.append(f"  {kernel}: {slope:.2f} / {fitted_median[kernel]:.2f} ({theory_text})")
+    return "\n".join(text)
