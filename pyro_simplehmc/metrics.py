@@ -27,6 +27,9 @@ class Metric:
         1-D tensor (a diagonal block, all entries positive) or a 2-D symmetric positive-definite
         tensor (a dense block).
     :raises ValueError: if a block is not positive (definite).
+
+    The methods return new tensors, except for the unit metric, whose methods return their
+    argument unchanged (the same tensor): treat their results as read-only.
     """
 
     def __init__(self, blocks: Sequence[Tensor]):
@@ -35,6 +38,12 @@ class Metric:
         self.blocks: tuple[Tensor, ...] = tuple(blocks)
         self.sizes: tuple[int, ...] = tuple(b.shape[0] for b in self.blocks)
         self._chol: tuple[Tensor, ...] = tuple(_cholesky(b) for b in self.blocks)
+        #: Whether :math:`M = I`: then every method returns its argument itself, which saves a
+        #: multiplication per leapfrog step when the mass matrix is not adapted.
+        first = self.blocks[0]
+        self.is_identity: bool = (
+            len(self.blocks) == 1 and first.dim() == 1 and bool((first == 1).all())
+        )
 
     @classmethod
     def identity(cls, dim: int, dtype=None, device=None) -> Metric:
@@ -64,6 +73,8 @@ class Metric:
         return sum(self.sizes)
 
     def _apply(self, fns, x: Tensor) -> Tensor:
+        if self.is_identity:
+            return x
         # One block is the common case (all-diagonal or all-dense): no split, no cat.
         if len(self.blocks) == 1:
             return fns(0, x)
