@@ -41,6 +41,10 @@ def plot_traces(comparison: Comparison, path: str | Path, coords: int = 2) -> Pa
     return _save(fig, path)
 
 
+#: Contour levels, relative to the peak: for a Gaussian, the 1, 2 and 3 standard-deviation ellipses.
+LEVELS = [float(np.exp(-0.5 * k**2)) for k in (3, 2, 1)]
+
+
 def plot_scatter(
     comparison: Comparison, target: Target, path: str | Path, max_points: int = 1000
 ) -> Path:
@@ -65,7 +69,7 @@ def plot_scatter(
         log_p = target.log_density(points)
     density = torch.exp(log_p - log_p.max()).numpy()
     for ax, name in zip(axes.flat, names, strict=False):
-        ax.contour(gx.numpy(), gy.numpy(), density, levels=6, cmap="Greys", linewidths=0.8)
+        ax.contour(gx.numpy(), gy.numpy(), density, levels=LEVELS, colors="grey", linewidths=0.8)
         draws = comparison.draws[name].reshape(-1, target.dim)
         step = max(1, len(draws) // max_points)
         ax.plot(draws[::step, 0], draws[::step, 1], ".", ms=2, alpha=0.5)

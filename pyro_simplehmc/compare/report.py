@@ -21,7 +21,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("minESS x2", "min_ess_bulk_x2", "{:.0f}"),
     ("min tail", "_min_tail", "{:.0f}"),
     ("evals", "sampling_evals", "{}"),
-    ("unit", "cost_unit", "{:.4}"),
+    ("unit", "_unit", "{}"),
     ("ESS/eval", "ess_per_eval", "{:.4f}"),
     ("ESS/s", "ess_per_second", "{:.0f}"),
     ("R-hat", "r_hat", "{:.3f}"),
@@ -34,6 +34,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
 def _row(summary: dict[str, Any]) -> list[str]:
     summary = dict(summary)
     summary["_min_tail"] = min(summary["min_ess_tail_x"], summary["min_ess_tail_x2"])
+    summary["_unit"] = "grad" if summary["cost_unit"] == "gradient" else "pot"
     summary["_seconds"] = summary["warmup_seconds"] + summary["sampling_seconds"]
     cells = []
     for _, key, fmt in COLUMNS:

@@ -458,11 +458,8 @@ def summarise(
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        r_hat_values = np.concatenate(
-            [np.asarray(az.rhat(_dataset(d))["x"].values, dtype=float) for d in (draws, draws**2)]
-        )
         mean, var, mean_se, var_se = moments(draws)
-    r_hat = float(np.nanmax(r_hat_values)) if np.isfinite(r_hat_values).any() else float("nan")
+        r_hat = _max_r_hat(draws) if draws.shape[0] > 1 else float("nan")
 
     truth_mean_se = None if target.mean_se is None else target.mean_se.numpy()
     truth_var_se = None if target.var_se is None else target.var_se.numpy()
@@ -496,6 +493,14 @@ def summarise(
             "the Monte-Carlo standard errors, and so the z-scores, are unreliable"
         )
     return result
+
+
+def _max_r_hat(draws: np.ndarray) -> float:
+    """The largest rank-normalised split R-hat over the coordinates and their squares."""
+    values = np.concatenate(
+        [np.asarray(az.rhat(_dataset(d))["x"].values, dtype=float) for d in (draws, draws**2)]
+    )
+    return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
 
 
 def _sum_dicts(dicts):
