@@ -22,30 +22,17 @@ matplotlib.use("Agg")
 import arviz as az
 import matplotlib.pyplot as plt
 import pyro
-import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC
 
 from pyro_simplehmc import RandomWalkMH, SimpleHMC
-from pyro_simplehmc.teaching import (
-    density_grid,
-    gaussian_potential,
-    record_model_trajectory,
-)
+from pyro_simplehmc.targets import correlated_gaussian
+from pyro_simplehmc.teaching import density_grid, record_model_trajectory
 
 RHO = 0.95
-COV = torch.tensor([[1.0, RHO], [RHO, 1.0]])
-POTENTIAL = gaussian_potential(COV)
-
-
-def model() -> None:
-    """A Pyro model whose posterior is the correlated Gaussian itself."""
-    pyro.sample("q", dist.MultivariateNormal(torch.zeros(2), covariance_matrix=COV))
-
-
-def potential(params: dict[str, torch.Tensor]) -> torch.Tensor:
-    """The model's potential energy written by hand: ten times faster than the model's own."""
-    return POTENTIAL(params["q"])
+#: The chapter's target from :mod:`pyro_simplehmc.targets`: a Pyro model with one site ``"x"``,
+#: and the same density as a potential on ``{"x": tensor}``.
+TARGET = correlated_gaussian(RHO)
 
 
 def run(kernel, num_samples: int, burn_in: int) -> tuple[torch.Tensor, dict]:
@@ -54,7 +41,7 @@ def run(kernel, num_samples: int, burn_in: int) -> tuple[torch.Tensor, dict]:
         kernel,
         num_samples=num_samples,
         warmup_steps=burn_in,
-        initial_params={"q": torch.zeros(2)},
+        initial_params={"x": torch.zeros(2, dtype=torch.float64)},
         disable_progbar=True,
     )
     mcmc.run()
@@ -63,7 +50,7 @@ def run(kernel, num_samples: int, burn_in: int) -> tuple[torch.Tensor, dict]:
         for key, value in mcmc.diagnostics().items()
         if isinstance(value, dict) and "chain 0" in value
     }
-    return mcmc.get_samples()["q"], diagnostics
+    return mcmc.get_samples()["x"], diagnostics
 
 
 def ess(x: torch.Tensor) -> float:
@@ -81,9 +68,10 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     num_samples = iterations - burn_in
 
     pyro.set_rng_seed(args.seed)
-    # potential_fn instead of model: the same kernels and the same MCMC loop, but sampling this
-    # small target is dominated by Pyro's tracing of the model, so the hand-written potential
-    # keeps the run short. record_model_trajectory below uses the model itself.
+    # potential_fn instead of model: the same kernels and the same MCMC loop, but on this small
+    # target the time goes into Pyro tracing the model, so the plain potential keeps the run
+    # short. record_model_trajectory below uses the model itself.
+    potential = TARGET.potential_fn
     fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
     hmc = SimpleHMC(potential_fn=potential, step_size=0.2, num_steps=20, **fixed)
     rw = RandomWalkMH(potential_fn=potential, step_size=0.3, **fixed)
@@ -99,12 +87,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     # One trajectory from the chapter's demonstration point, with a seeded momentum.
     pyro.set_rng_seed(1)
-    path = record_model_trajectory(
-        model, step_size=0.2, num_steps=20, position={"q": torch.tensor([-1.5, 1.0])}
-    )
-    q_path = path.sites()["q"]
+    start = {"x": torch.tensor([-1.5, 1.0], dtype=torch.float64)}
+    path = record_model_trajectory(TARGET.model, step_size=0.2, num_steps=20, position=start)
+    q_path = path.sites()["x"]
 
-    x, y, density = density_grid(POTENTIAL, (-3, 3), (-3, 3))
+    x, y, density = density_grid(lambda q: -TARGET.log_density(q), (-3, 3), (-3, 3))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
     for ax in axes:
         # Contours at 1, 2 and 3 standard deviations (the density is scaled to peak at 1).
