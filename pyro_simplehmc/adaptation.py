@@ -6,6 +6,8 @@ size (:class:`~pyro.ops.dual_averaging.DualAveraging`), a re-search of the step 
 slow window, and :class:`~pyro.infer.mcmc.adaptation.BlockMassMatrix` with Welford covariance
 estimates per block. This module adds only what a flat-vector kernel needs on top:
 
+- :class:`SingleProposalWarmupAdapter` retunes three constants for kernels whose acceptance
+  statistic comes from a single proposal (see its docstring for the measurements);
 - :func:`mass_matrix_blocks` turns ``full_mass`` into Pyro's block layout, with clear errors;
 - :class:`FlatBlockMassMatrix` keeps, next to Pyro's per-block matrices, the same matrix as one
   :class:`~pyro_simplehmc.metrics.Metric` on the flat position vector, rebuilt (with its Cholesky
@@ -14,18 +16,56 @@ estimates per block. This module adds only what a flat-vector kernel needs on to
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Mapping
 
 import torch
 from pyro.infer.mcmc.adaptation import BlockMassMatrix, WarmupAdapter
+from pyro.ops.dual_averaging import DualAveraging
 from torch import Tensor
 
 from .metrics import Metric
 
-__all__ = ["FlatBlockMassMatrix", "WarmupAdapter", "mass_matrix_blocks"]
+__all__ = ["FlatBlockMassMatrix", "SingleProposalWarmupAdapter", "mass_matrix_blocks"]
 
 FullMass = bool | list[tuple[str, ...]]
+
+
+class SingleProposalWarmupAdapter(WarmupAdapter):
+    """Pyro's :class:`~pyro.infer.mcmc.adaptation.WarmupAdapter` with three constants retuned.
+
+    Stan's constants were chosen for NUTS, whose acceptance statistic averages over a whole
+    trajectory. Here it is one proposal's acceptance probability, which is much noisier, and dual
+    averaging's iterates then wander widely (a standard deviation of about 0.9 in log step size,
+    measured for the random walk on the 2-D Gaussian). The final, averaged step size then misses
+    the target by Jensen's inequality: 0.13-0.21 realised for a 0.234 target. So:
+
+    - the shrinkage point is the step size found by the search, not ten times it (the larger
+      point makes NUTS try long trajectories first; here it only makes early proposals fail);
+    - ``gamma`` is 0.2 instead of 0.05, which damps the iterates around that point;
+    - the final buffer (step size only, after the last mass-matrix window) is a fifth of the
+      warmup instead of 50 iterations.
+
+    Measured over 8 seeds with 1000 warmup steps, the realised acceptance then lands within
+    0.1 of the target on the 2-D correlated Gaussian and on a 50-D diagonal Gaussian for MALA and
+    the random walk (see ``tests/test_adaptation.py``).
+    """
+
+    gamma = 0.2
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.adapt_step_size:
+            self._step_size_adapt_scheme = DualAveraging(gamma=self.gamma)
+
+    def configure(self, warmup_steps, *args, **kwargs):
+        self._adapt_end_buffer = max(50, warmup_steps // 5)
+        super().configure(warmup_steps, *args, **kwargs)
+
+    def reset_step_size_adaptation(self, z):
+        super().reset_step_size_adaptation(z)
+        self._step_size_adapt_scheme.prox_center = math.log(self.step_size)
 
 
 def mass_matrix_blocks(

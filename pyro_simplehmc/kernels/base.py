@@ -33,7 +33,12 @@ from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
 from .. import _validation as check
-from ..adaptation import FlatBlockMassMatrix, WarmupAdapter, as_block_dict, mass_matrix_blocks
+from ..adaptation import (
+    FlatBlockMassMatrix,
+    SingleProposalWarmupAdapter,
+    as_block_dict,
+    mass_matrix_blocks,
+)
 from ..integrators import is_numerical_error, value_and_grad
 from ..metrics import Metric
 from ..ravel import DictRavel
@@ -212,7 +217,7 @@ class MHKernel(MCMCKernel):
         self._init_strategy = check.callable_or_none("init_strategy", init_strategy)
         self._user_initial_params: dict[str, Tensor] | None = None
         self._initial_params: dict[str, Tensor] | None = None
-        self._adapter: WarmupAdapter | None = None
+        self._adapter: SingleProposalWarmupAdapter | None = None
         self._run: _RunState | None = None
         self._ravel: DictRavel | None = None
         self._flat_potential: Callable[[Tensor], Tensor] | None = None
@@ -311,9 +316,9 @@ class MHKernel(MCMCKernel):
                 self._adapter.reset_step_size_adaptation(init)
         self._run.setting_up = False
 
-    def _make_adapter(self, warmup_steps, blocks, init) -> WarmupAdapter:
+    def _make_adapter(self, warmup_steps, blocks, init) -> SingleProposalWarmupAdapter:
         adapting = warmup_steps > 0
-        adapter = WarmupAdapter(
+        adapter = SingleProposalWarmupAdapter(
             self._step_size,
             adapt_step_size=self.adapt_step_size and adapting,
             adapt_mass_matrix=self.adapt_mass_matrix and adapting,
