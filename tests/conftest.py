@@ -61,7 +61,7 @@ def gaussian() -> Gaussian:
 
 def run_chains(
     kernel,
-    initial_params: dict[str, torch.Tensor],
+    initial_params: dict[str, torch.Tensor] | None,
     *,
     num_samples: int,
     warmup_steps: int = 0,
@@ -69,9 +69,12 @@ def run_chains(
     seed: int = 0,
     **mcmc_kwargs,
 ) -> MCMC:
-    """Run ``pyro.infer.MCMC`` quietly with a fixed seed; ``initial_params`` for one chain."""
+    """Run ``pyro.infer.MCMC`` quietly with a fixed seed; ``initial_params`` for one chain.
+
+    ``initial_params=None`` lets the kernel initialise a model itself.
+    """
     pyro.set_rng_seed(seed)
-    if num_chains > 1:
+    if num_chains > 1 and initial_params is not None:
         initial_params = {
             k: v.expand(num_chains, *v.shape).clone() for k, v in initial_params.items()
         }

@@ -11,8 +11,6 @@ from __future__ import annotations
 import pyro
 import pytest
 import torch
-from broken_kernels import HMCWithoutFinalHalfStep, HMCWithoutMetropolis, MALAWithoutProposalDensity
-from conftest import Gaussian, run_chains
 
 from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
 from pyro_simplehmc.testing import (
@@ -22,6 +20,12 @@ from pyro_simplehmc.testing import (
     tempered,
     two_sided_z_threshold,
 )
+from tests.broken_kernels import (
+    HMCWithoutFinalHalfStep,
+    HMCWithoutMetropolis,
+    MALAWithoutProposalDensity,
+)
+from tests.conftest import Gaussian, run_chains
 
 FIXED = {"adapt_step_size": False, "adapt_mass_matrix": False}
 
