@@ -85,8 +85,9 @@ def value_and_grad(potential_fn: Callable[[Tensor], Tensor], q: Tensor) -> tuple
     if grad is None:  # allow_unused: no path from q to the potential
         grad = torch.zeros_like(q)
     u = u.detach()
-    if u.dim() != q.dim() - 1:  # a potential of shape batch + (1,)
-        u = u.reshape(q.shape[:-1])
+    batch = q.shape[:-1]
+    if u.shape != batch:  # a potential of shape batch + (1,), or an error for a wrong shape
+        u = u.reshape(batch)
     return u, grad
 
 
