@@ -40,11 +40,21 @@ def _add_run_options(parser: argparse.ArgumentParser, chains: int | None) -> Non
     parser.add_argument("--no-figures", action="store_true", help="write no PNG figures")
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="simplehmc",
         description="Validate RandomWalkMH, MALA and SimpleHMC against Pyro's NUTS and "
         "measure their cost.",
+    )
+    parser.add_argument(
+        "--threads", type=_positive_int, default=1, help="torch intra-op threads (default 1)"
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -158,6 +168,11 @@ def _target_kwargs(args) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``simplehmc``; returns the exit status (1 if a kernel is marked FAIL)."""
     args = build_parser().parse_args(argv)
+    # The tensors here are tiny: extra intra-op threads only contend with each other (tenfold
+    # slower on a busy two-core machine), so one thread unless asked otherwise.
+    import torch
+
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     try:
         status = _dispatch(args)
@@ -232,6 +247,29 @@ def _chapter(args, progress: bool) -> int:
     (out / "chapter.json").write_text(
         json.dumps({"two_d": two, "scaling": rows}, indent=1, default=str) + "\n"
     )
+    print(
+        "\nThe chapter's settings, measured fairly (same kernels, all coordinates and squares):\n"
+    )
+    from .compare import compare
+    from .compare.chapter import chapter_settings_specs
+    from .compare.report import format_table, write_csv
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        measured = compare(
+            get_target("correlated_gaussian"),
+            kernels=chapter_settings_specs(),
+            num_samples=1800,
+            warmup_steps=200,
+            num_chains=2,
+            reference=None,
+            progress=progress,
+            keep_draws=False,
+        )
+    table = format_table(measured)
+    print(table)
+    (out / "chapter_settings.txt").write_text(table + "\n")
+    write_csv(measured, out / "chapter_settings.csv")
     print("\nThe fair version:\n")
     settings = {**(QUICK if args.quick else VALIDATE)}
     dims = settings.pop("dims")

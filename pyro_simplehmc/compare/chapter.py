@@ -119,3 +119,28 @@ def experiment_scaling(dims=(2, 10, 50, 100), seed: int = 305) -> list[dict[str,
             }
         )
     return rows
+
+
+def chapter_settings_specs() -> list:
+    """The chapter's two hand-tuned kernels as this package's kernels, without adaptation.
+
+    HMC with step 0.2 and 20 steps, random walk with sd 0.3, both with the unit mass matrix: the
+    same algorithms as :func:`chapter_hmc` and :func:`chapter_rwmh`, so that :func:`~.runner.
+    compare` can measure the chapter's settings fairly (all coordinates and squares, per
+    evaluation).
+    """
+    from ..kernels import RandomWalkMH, SimpleHMC
+    from .runner import as_kernel_spec
+
+    fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
+    return [
+        as_kernel_spec(
+            "chapter HMC (0.2 x 20)",
+            lambda u: SimpleHMC(potential_fn=u, step_size=0.2, num_steps=20, **fixed),
+        ),
+        as_kernel_spec(
+            "chapter RW (sd 0.3)",
+            lambda u: RandomWalkMH(potential_fn=u, step_size=0.3, **fixed),
+            uses_gradient=False,
+        ),
+    ]

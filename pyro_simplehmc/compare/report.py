@@ -16,6 +16,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("truth", "status", "{}"),
     ("max|z|", "max_abs_z_truth", "{:.2f}"),
     ("vs NUTS", "vs_nuts", "{}"),
+    ("max|z| NUTS", "max_abs_z_nuts", "{:.2f}"),
     ("minESS x", "min_ess_bulk_x", "{:.0f}"),
     ("medESS x", "median_ess_bulk_x", "{:.0f}"),
     ("minESS x2", "min_ess_bulk_x2", "{:.0f}"),
