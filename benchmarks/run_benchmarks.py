@@ -176,30 +176,47 @@ class KernelRunner:
 BATCH_SECONDS = 0.04
 
 
-def interleaved(runners: dict[str, object], rounds: int) -> dict[str, float]:
-    """Median CPU seconds per iteration of each runner, batches interleaved over ``rounds``.
+class Timings(dict):
+    """Per-round CPU seconds per iteration, keyed by contender."""
 
-    The batch size is set so that the slowest runner's batch takes about
-    :data:`BATCH_SECONDS`; the first batches warm caches, allocators and JIT traces.
+    def median(self, name: str) -> float:
+        return statistics.median(self[name])
+
+    def ratio(self, name: str, baseline: str) -> float:
+        """The median over rounds of the within-round ratio: the load on a shared machine drifts
+        between rounds, and the contenders of one round share it."""
+        return statistics.median(a / b for a, b in zip(self[name], self[baseline], strict=True))
+
+    def per(self, divisor: float) -> Timings:
+        return Timings({name: [t / divisor for t in ts] for name, ts in self.items()})
+
+
+def interleaved(runners: dict[str, object], rounds: int) -> Timings:
+    """CPU seconds per iteration of each runner, batches interleaved over ``rounds``.
+
+    Each runner's batch size is set so that a batch takes about :data:`BATCH_SECONDS`; the
+    calibration steps also warm caches, allocators and JIT traces.
     """
-    slowest = 0.0
-    for runner in runners.values():
-        for _ in range(2):
-            start = time.process_time()
-            runner.step()
-            slowest = max(slowest, time.process_time() - start)
-    iterations = max(3, min(1000, round(BATCH_SECONDS / max(slowest, 1e-6))))
-    times: dict[str, list[float]] = {name: [] for name in runners}
+    iterations = {}
+    for name, runner in runners.items():
+        runner.step()
+        start = time.process_time()
+        runner.step()
+        seconds = time.process_time() - start
+        iterations[name] = max(3, min(2000, round(BATCH_SECONDS / max(seconds, 1e-6))))
+    times = Timings({name: [] for name in runners})
     for _ in range(rounds):
         for name, runner in runners.items():
+            # One untimed step first, so that each batch starts from its own warm state.
+            runner.step()
             start = time.process_time()
-            for _ in range(iterations):
+            for _ in range(iterations[name]):
                 runner.step()
-            times[name].append((time.process_time() - start) / iterations)
-    return {name: statistics.median(t) for name, t in times.items()}
+            times[name].append((time.process_time() - start) / iterations[name])
+    return times
 
 
-def interleaved_calls(fns: dict[str, Callable], rounds: int) -> dict[str, float]:
+def interleaved_calls(fns: dict[str, Callable], rounds: int) -> Timings:
     """The same for plain functions."""
     runners = {name: type("Call", (), {"step": staticmethod(fn)})() for name, fn in fns.items()}
     return interleaved(runners, rounds)
@@ -236,8 +253,7 @@ def per_step_table(dims, rounds) -> tuple[list[str], dict]:
                 dict(init),
             ),
         }
-        hmc = interleaved(hmc_runners, rounds)
-        hmc = {name: t / NUM_STEPS for name, t in hmc.items()}
+        hmc = interleaved(hmc_runners, rounds).per(NUM_STEPS)
         mala_eps = 1.2 * math.sqrt(0.1) * dim ** (-1 / 6)
         rw_eps = 2.38 * math.sqrt(0.1) / math.sqrt(dim)
         mh = interleaved(
@@ -254,17 +270,18 @@ def per_step_table(dims, rounds) -> tuple[list[str], dict]:
             rounds,
         )
         r = {
-            "hmc/minimal": hmc["simple"] / hmc["minimal"],
-            "hmc/pyro": hmc["simple"] / hmc["pyro"],
-            "mala/minimal": mh["mala"] / mh["minimal mala"],
-            "rw/minimal": mh["rw"] / mh["minimal rw"],
+            "hmc/minimal": hmc.ratio("simple", "minimal"),
+            "hmc/pyro": hmc.ratio("simple", "pyro"),
+            "mala/minimal": mh.ratio("mala", "minimal mala"),
+            "rw/minimal": mh.ratio("rw", "minimal rw"),
         }
         ratios[dim] = r
         lines.append(
-            f"| {dim:,} | {us(hmc['simple'])} | {us(hmc['minimal'])} | {us(hmc['pyro'])} "
-            f"| {r['hmc/minimal']:.2f} | {r['hmc/pyro']:.2f} | {us(mh['mala'])} "
-            f"| {us(mh['minimal mala'])} | {r['mala/minimal']:.2f} | {us(mh['rw'])} "
-            f"| {us(mh['minimal rw'])} | {r['rw/minimal']:.2f} |"
+            f"| {dim:,} | {us(hmc.median('simple'))} | {us(hmc.median('minimal'))} "
+            f"| {us(hmc.median('pyro'))} | {r['hmc/minimal']:.2f} | {r['hmc/pyro']:.2f} "
+            f"| {us(mh.median('mala'))} | {us(mh.median('minimal mala'))} "
+            f"| {r['mala/minimal']:.2f} | {us(mh.median('rw'))} | {us(mh.median('minimal rw'))} "
+            f"| {r['rw/minimal']:.2f} |"
         )
         print(lines[-1], flush=True)
     return lines, ratios
@@ -310,7 +327,7 @@ def model_table(rounds) -> tuple[list[str], dict]:
                 },
                 rounds,
             )
-            hmc = {k: t / NUM_STEPS for k, t in hmc.items()}
+            hmc = hmc.per(NUM_STEPS)
             rw_eps = 2.38 * math.sqrt(0.1) / math.sqrt(target.dim)
             rw = interleaved(
                 {
@@ -326,15 +343,13 @@ def model_table(rounds) -> tuple[list[str], dict]:
             def value_and_grad_once(potential_on_x=potential_on_x, q=q):
                 return _value_and_grad(potential_on_x, q)
 
-            grad_cost[jit] = interleaved_calls(
-                {"vg": value_and_grad_once},
-                rounds,
-            )["vg"]
+            grad_cost[jit] = interleaved_calls({"vg": value_and_grad_once}, rounds).median("vg")
             lines.append(
                 f"| {target.name} (D={target.dim}) | {'on' if jit else 'off'} "
-                f"| {us(hmc['simple'])} | {us(hmc['minimal'])} | {us(hmc['pyro'])} "
-                f"| {hmc['simple'] / hmc['minimal']:.2f} | {hmc['simple'] / hmc['pyro']:.2f} "
-                f"| {us(rw['simple'])} | {us(rw['pyro'])} | {rw['simple'] / rw['pyro']:.2f} "
+                f"| {us(hmc.median('simple'))} | {us(hmc.median('minimal'))} "
+                f"| {us(hmc.median('pyro'))} | {hmc.ratio('simple', 'minimal'):.2f} "
+                f"| {hmc.ratio('simple', 'pyro'):.2f} | {us(rw.median('simple'))} "
+                f"| {us(rw.median('pyro'))} | {rw.ratio('simple', 'pyro'):.2f} "
                 f"| {us(grad_cost[jit])} |"
             )
             print(lines[-1], flush=True)
@@ -453,7 +468,16 @@ def scale_table(iterations: int) -> list[str]:
     for name in ("SimpleHMC", "MALA", "RandomWalkMH"):
         out = (
             subprocess.run(
-                [sys.executable, __file__, "--scale-child", name, "--iterations", str(iterations)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--scale-child",
+                    name,
+                    "--iterations",
+                    str(iterations),
+                    "--threads",
+                    str(torch.get_num_threads()),
+                ],
                 capture_output=True,
                 text=True,
                 check=True,
@@ -515,14 +539,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--full", action="store_true", help="more repetitions, longer ESS runs")
     parser.add_argument("--no-write", action="store_true", help="do not update the docs page")
+    parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads (1)")
     parser.add_argument("--scale-child", help=argparse.SUPPRESS)
     parser.add_argument("--iterations", type=int, default=1000, help=argparse.SUPPRESS)
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     if args.scale_child:
+        torch.set_num_threads(args.threads)
         scale_child(args.scale_child, args.iterations)
         return
 
+    # One intra-op thread: on this machine torch 2.13 hands even 100-element ops such as
+    # binary_cross_entropy_with_logits to its thread pool, which costs milliseconds instead of
+    # microseconds under load (see docs/performance.md). Every contender gets the same setting.
+    torch.set_num_threads(args.threads)
     pyro.set_rng_seed(0)
     rounds = 21 if args.full else 7
     num_warmup, num_samples = (1000, 2000) if args.full else (300, 500)
