@@ -159,12 +159,12 @@ def main(argv: list[str] | None = None) -> dict:
         title="number of steps, ε = 0.3",
     )
     axes[1].legend(fontsize=8)
-    labels = [f"{t}\n{m}" for t, m in mass]
-    axes[2].bar(
-        range(len(mass)), [r["per_1000_gradients"] for r in mass.values()], color="tab:blue"
-    )
-    axes[2].set_xticks(range(len(mass)), labels, fontsize=7)
-    axes[2].set(ylabel="min ESS per 1000 gradients", title="mass matrix (adapted)", yscale="log")
+    labels = [f"{name}, {label}" for name, label in mass]
+    colors = ["tab:blue" if name == f"{dim}-D diagonal" else "tab:orange" for name, _ in mass]
+    axes[2].barh(range(len(mass)), [r["per_1000_gradients"] for r in mass.values()], color=colors)
+    axes[2].set_yticks(range(len(mass)), labels, fontsize=8)
+    axes[2].invert_yaxis()
+    axes[2].set(xlabel="min ESS per 1000 gradients", title="mass matrix (adapted)", xscale="log")
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "tuning.png", dpi=80)
