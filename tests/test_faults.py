@@ -52,12 +52,12 @@ def _faulty(kind: str):
 @pytest.mark.parametrize("kind", ["raise LinAlgError", "raise ValueError", "nan", "inf"])
 @pytest.mark.parametrize("kernel", list(KERNELS))
 def test_fault_region_is_rejected_and_counted(kernel, kind, float64):
-    num_samples = 1000
+    num_samples = 600
     mcmc = run_chains(
         KERNELS[kernel](potential_fn=_faulty(kind)),
         {"x": torch.zeros(2)},
         num_samples=num_samples,
-        warmup_steps=200,
+        warmup_steps=150,
         seed=0,
     )
     x = mcmc.get_samples()["x"]
@@ -96,8 +96,8 @@ def test_model_with_fault_region_keeps_constrained_draws_in_support(kernel, floa
             ),
         ),
         None,
-        num_samples=300,
-        warmup_steps=200,
+        num_samples=150,
+        warmup_steps=100,
         seed=1,
     )
     samples = mcmc.get_samples()

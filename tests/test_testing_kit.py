@@ -61,6 +61,15 @@ def target() -> Gaussian:
     return Gaussian(torch.tensor([1.0, -1.0]), sd[:, None] * corr * sd)
 
 
+def _default_and_slow(cases, *slow):
+    """All cases, those named in ``slow`` under the slow marker.
+
+    The default run keeps, for each check, at least one correct kernel that must pass and one
+    broken kernel that must fail, and every broken kernel is caught by some check in it.
+    """
+    return [pytest.param(name, marks=pytest.mark.slow) if name in slow else name for name in cases]
+
+
 # ------------------------------------------------------------------------- one-step invariance
 
 
@@ -86,7 +95,7 @@ def test_invariance_correct_kernel_passes_and_tempered_target_fails(name, target
     assert wrong.min_pvalue < 1e-4, wrong
 
 
-@pytest.mark.parametrize("name", list(BROKEN))
+@pytest.mark.parametrize("name", _default_and_slow(BROKEN, "HMCWithoutMetropolis"))
 def test_invariance_detects_broken_kernel(name, target, float64):
     # Two steps per point: the broken kernels drift away from the target step by step.
     pyro.set_rng_seed(1)
@@ -152,14 +161,16 @@ MCSE_BROKEN = {
 }
 
 
-@pytest.mark.parametrize("name", list(MCSE_CORRECT))
+@pytest.mark.parametrize("name", _default_and_slow(MCSE_CORRECT, "MALA", "RandomWalkMH"))
 def test_mcse_z_test_passes_correct_kernel(name, gaussian, float64):
     draws = _chains(MCSE_CORRECT[name], gaussian, CHAIN_LENGTH[name])
     result = mcse_z_test(draws, gaussian.mean, gaussian.covariance)
     assert result.passed, result
 
 
-@pytest.mark.parametrize("name", list(MCSE_BROKEN))
+@pytest.mark.parametrize(
+    "name", _default_and_slow(MCSE_BROKEN, "MALAWithoutProposalDensity", "HMCWithoutFinalHalfStep")
+)
 def test_mcse_z_test_detects_broken_kernel(name, gaussian, float64):
     length = CHAIN_LENGTH["MALA" if "MALA" in name else "SimpleHMC"]
     draws = _chains(MCSE_BROKEN[name], gaussian, length)
@@ -191,14 +202,16 @@ def test_two_sided_threshold():
 # ------------------------------------------------------------------------- Geweke
 
 
-@pytest.mark.parametrize("name", list(CORRECT))
+@pytest.mark.parametrize("name", _default_and_slow(CORRECT, "SimpleHMC", "MALA"))
 def test_geweke_passes_correct_kernel(name, float64):
     pyro.set_rng_seed(5)
     result = geweke_test(GEWEKE_CORRECT[name], GEWEKE_SAMPLES.get(name, 4000))
     assert result.passed, result
 
 
-@pytest.mark.parametrize("name", list(BROKEN))
+@pytest.mark.parametrize(
+    "name", _default_and_slow(BROKEN, "HMCWithoutMetropolis", "MALAWithoutProposalDensity")
+)
 def test_geweke_detects_broken_kernel(name, float64):
     pyro.set_rng_seed(5)
     result = geweke_test(GEWEKE_BROKEN[name], GEWEKE_SAMPLES.get(name, 4000))
