@@ -56,11 +56,11 @@ KERNELS = {
 
 def main(argv: list[str] | None = None) -> pd.DataFrame:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1 chain of 100 + 100 iterations")
+    parser.add_argument("--quick", action="store_true", help="1 chain of 60 + 60 iterations")
     parser.add_argument("--out", type=Path, default=Path("docs/figures"), help="figure folder")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    num_chains, warmup, num_samples = (1, 100, 100) if args.quick else (2, 1000, 1000)
+    num_chains, warmup, num_samples = (1, 60, 60) if args.quick else (2, 1000, 1000)
 
     rows, posteriors = [], {}
     for name, make_kernel in KERNELS.items():

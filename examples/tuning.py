@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     dim = 10 if args.quick else 50
-    num_samples, warmup = (150, 100) if args.quick else (1000, 500)
+    num_samples, warmup = (100, 60) if args.quick else (1000, 500)
     step_sizes = [0.3, 0.9] if args.quick else [0.15, 0.3, 0.45, 0.6, 0.75, 0.9, 1.05, 1.2]
     steps = [3, 10] if args.quick else list(range(1, 15))
 

@@ -32,19 +32,38 @@ def test_every_example_is_listed():
     assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(FIGURES)
 
 
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """Start every example at once (they are independent) and hand out the running processes.
+
+    The scripts are mostly start-up time and single-threaded work, so running them side by side
+    keeps this module's wall time close to that of the slowest one.
+    """
+    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    started = {}
+    for script in sorted(FIGURES):
+        out = tmp_path_factory.mktemp(script.removesuffix(".py"))
+        process = subprocess.Popen(
+            [sys.executable, str(EXAMPLES / script), "--quick", "--out", str(out)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        started[script] = (process, out)
+    yield started
+    for process, _ in started.values():
+        if process.poll() is None:
+            process.kill()
+
+
 @pytest.mark.parametrize("script", sorted(FIGURES))
-def test_example_runs_quick_and_writes_its_figures(script, tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg", "PYTHONWARNINGS": "ignore"}
-    result = subprocess.run(
-        [sys.executable, str(EXAMPLES / script), "--quick", "--out", str(tmp_path)],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+def test_example_runs_quick_and_writes_its_figures(script, runs):
+    process, out = runs[script]
+    stdout, stderr = process.communicate(timeout=600)
+    assert process.returncode == 0, stdout[-2000:] + stderr[-4000:]
     for figure in FIGURES[script]:
-        path = tmp_path / figure
+        path = out / figure
         assert path.is_file(), f"{script} did not write {figure}"
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
