@@ -59,3 +59,19 @@ def test_every_figure_is_made_by_an_example():
     for script in (ROOT / "examples").glob("*.py"):
         made |= set(re.findall(r"[\"']([\w\-]+\.png)[\"']", script.read_text()))
     assert referenced_figures() <= made, referenced_figures() - made
+
+
+#: Code blocks that run as they stand (page, index of the ```python block on the page). The
+#: others are excerpts of the package's source or need a user's model and data.
+RUNNABLE = [
+    ("tutorial/hamiltonian-dynamics.md", 0),
+    ("tutorial/leapfrog.md", 1),
+    ("tutorial/constrained.md", 0),
+]
+
+
+@pytest.mark.parametrize(("page", "index"), RUNNABLE)
+def test_tutorial_code_runs(page, index):
+    """The snippets a reader copies first keep working as the API changes."""
+    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
+    exec(compile(blocks[index], f"{page}[{index}]", "exec"), {"__name__": "snippet"})
