@@ -54,7 +54,7 @@ def test_validate_quick_as_module_writes_table_csv_json_and_figures(tmp_path):
     rows = list(csv.DictReader((out / "correlated_gaussian.csv").open()))
     assert len(rows) == 6 and {r["status"] for r in rows} <= {"PASS", "FAIL"}
     report = json.loads((out / "correlated_gaussian.json").read_text())
-    assert report["num_samples"] == 300 and len(report["results"]) == 6
+    assert report["num_samples"] == 200 and len(report["results"]) == 6
     scaling = json.loads((out / "scaling.json").read_text())
     assert scaling["settings"]["dims"] == [2, 10]
     assert set(scaling["slopes_min_ess"]) == {"RandomWalkMH", "MALA", "SimpleHMC", "NUTS"}

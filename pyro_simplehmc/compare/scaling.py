@@ -59,7 +59,7 @@ def scaling(
     kernels: Sequence[str | KernelSpec] | None = None,
     num_samples: int = 1000,
     warmup_steps: int = 500,
-    num_chains: int = 1,
+    num_chains: int = 2,
     seed: int = 0,
     low: float = 0.1,
     high: float = 1.0,
