@@ -16,6 +16,7 @@ from pyro.infer import HMC
 from pyro_simplehmc import RandomWalkMH, SimpleHMC
 from pyro_simplehmc.compare import as_kernel_spec, bonferroni_threshold, compare
 from pyro_simplehmc.compare.report import format_table, write_csv, write_json
+from pyro_simplehmc.compare.runner import KERNELS, run_chain
 from pyro_simplehmc.compare.scaling import fit_slope
 from pyro_simplehmc.targets import correlated_gaussian, diagonal_gaussian
 
@@ -228,3 +229,13 @@ def test_fit_slope_recovers_a_power_law_and_skips_zeros():
 def test_bad_arguments_raise_value_error(kwargs, argument):
     with pytest.raises(ValueError, match=argument):
         compare(correlated_gaussian(), progress=False, **kwargs)
+
+
+@pytest.mark.parametrize("name", ["RandomWalkMH", "MALA", "SimpleHMC"])
+def test_our_kernels_count_what_the_wrapper_counts(name):
+    # Two independent counts of the same thing: the kernel's diagnostics and the wrapped
+    # potential (adaptation on, so step-size searches are included).
+    chain = run_chain(KERNELS[name], correlated_gaussian(), num_samples=30, warmup_steps=30, seed=1)
+    assert dict(chain.diagnostics["potential evaluations"]) == chain.potentials
+    assert dict(chain.diagnostics["gradient evaluations"]) == chain.gradients
+    assert chain.potentials["sampling"] > 0
