@@ -176,6 +176,7 @@ def test_validation_fails_a_kernel_without_metropolis_correction():
     assert result["broken"].status_nuts == "FAIL"  # against the reference as well
     assert "FAIL" in format_table(result)
     assert not result.passed
+    assert result.reliable_failures == ["broken"]  # enough draws for the verdict to stand
 
 
 def test_a_chain_that_never_moves_has_zero_ess_and_a_warning():
@@ -201,6 +202,7 @@ def test_a_chain_that_never_moves_has_zero_ess_and_a_warning():
         assert values == [0.0, 0.0]
     assert stuck_result.ess_per_eval == 0.0 and not math.isnan(stuck_result.ess_per_second)
     assert stuck_result.status_truth == "FAIL"
+    assert result.reliable_failures == []  # no ESS, so no reliable verdict: a warning instead
 
 
 def test_threshold_is_bonferroni():

@@ -144,13 +144,22 @@ def plot_acceptance(table: list[dict], path: str | Path) -> Path:
         ax.plot([r["dim"] for r in rows], [r["acceptance_rate"] for r in rows], "o-", label=kernel)
     for level, text in ((0.234, "RW 0.234"), (0.574, "MALA 0.574"), (0.65, "HMC 0.65")):
         ax.axhline(level, color="grey", lw=0.6, ls="--")
-        ax.text(ax.get_xlim()[0], level, text, fontsize="x-small", va="bottom", color="grey")
+        ax.text(
+            0.99,
+            level,
+            text,
+            transform=ax.get_yaxis_transform(),  # x in axes fraction, y in data
+            fontsize="x-small",
+            ha="right",
+            va="bottom",
+            color="grey",
+        )
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("dimension D")
     ax.set_ylabel("acceptance rate")
     ax.set_title("Acceptance against dimension (adapted step sizes)")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -535,7 +535,22 @@ class Comparison:
 
     @property
     def passed(self) -> bool:
+        """No kernel marked FAIL, against the truth or against the reference."""
         return all(r.status_truth == "PASS" and r.status_nuts != "FAIL" for r in self.results)
+
+    @property
+    def reliable_failures(self) -> list[str]:
+        """Kernels marked FAIL whose smallest bulk ESS is at least :data:`MIN_RELIABLE_ESS`.
+
+        Below that, the Monte-Carlo standard errors are themselves too uncertain for a FAIL to
+        prove a fault (the report says so in a warning).
+        """
+        return [
+            r.name
+            for r in self.results
+            if (r.status_truth == "FAIL" or r.status_nuts == "FAIL")
+            and r.min_bulk_ess >= MIN_RELIABLE_ESS
+        ]
 
     def to_dict(self) -> dict[str, Any]:
         """Everything but the draws, JSON-ready."""
