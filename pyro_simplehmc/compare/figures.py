@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ..targets import Target
-from .runner import Comparison
+from .runner import MIN_RELIABLE_ESS, Comparison
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -124,13 +124,22 @@ def plot_scaling(table: list[dict], path: str | Path, metric: str = "ess_per_eva
         if kernel in THEORY_SLOPES:
             label += f" (theory {THEORY_SLOPES[kernel]:.2f})"
         (line,) = ax.plot(dims, np.where(values > 0, values, np.nan), "o-", label=label)
+        # Hollow markers: fewer than MIN_RELIABLE_ESS effective draws, the ESS itself is rough.
+        min_ess = np.array([min(r["min_ess_bulk_x"], r["min_ess_bulk_x2"]) for r in rows])
+        rough = (min_ess < MIN_RELIABLE_ESS) & (values > 0)
+        ax.plot(dims[rough], values[rough], "o", mfc="white", color=line.get_color())
         if np.isfinite(slope):
             ax.plot(dims, np.exp(intercept) * dims**slope, ":", color=line.get_color(), lw=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("dimension D")
-    ax.set_ylabel("min ESS per gradient (per potential for RW)")
-    ax.set_title("Cost of an effective draw against dimension\n(diagonal Gaussian)")
+    what = "min ESS" if metric == "ess_per_eval" else "median ESS of x"
+    ax.set_ylabel(f"{what} per gradient (per potential for RW)")
+    ax.set_title(
+        "Cost of an effective draw against dimension (diagonal Gaussian)\n"
+        f"hollow: smallest ESS below {MIN_RELIABLE_ESS}; dotted: fitted power law",
+        fontsize="medium",
+    )
     ax.legend(fontsize="small")
     fig.tight_layout()
     return _save(fig, path)
