@@ -43,3 +43,13 @@ def max_abs_z(z: dict[str, list[float]]) -> float:
     """The largest |z|; a NaN (a moment that could not be estimated) counts as infinite."""
     values = np.abs([v for vs in z.values() for v in vs])
     return float("inf") if np.isnan(values).any() else float(values.max())
+
+
+def chain_diagnostics(mcmc, key: str) -> list:
+    """One kernel diagnostic per chain, without calling ``MCMC.diagnostics()``.
+
+    Pyro 1.9.2's ``MCMC.diagnostics()`` first computes ESS with ``pyro.ops.stats``, whose
+    ``_cummin`` allocates draws x draws x coordinates numbers: 4 GB for 6000 draws of 50
+    coordinates, more than this machine has for 15000.
+    """
+    return [chain[key] for chain in mcmc._diagnostics]
