@@ -42,6 +42,7 @@ class DictRavel:
     def unflatten(self, q: Tensor) -> dict[str, Tensor]:
         """Split a flat vector back into a dict of views with the sites' shapes."""
         if len(self.names) == 1:
-            return {self.names[0]: q.view(self.shapes[0])}
+            # A vector site needs no view; skipping it saves an autograd node per gradient.
+            return {self.names[0]: q if q.shape == self.shapes[0] else q.view(self.shapes[0])}
         parts = torch.split(q, self.sizes)
         return {n: x.view(s) for n, x, s in zip(self.names, parts, self.shapes, strict=True)}

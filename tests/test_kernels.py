@@ -137,7 +137,7 @@ def test_constrained_model_with_analytic_posterior(cls):
     kernel = (
         cls(beta_bernoulli_model, num_steps=5) if cls is SimpleHMC else cls(beta_bernoulli_model)
     )
-    mcmc = MCMC(kernel, num_samples=1000, warmup_steps=500, disable_progbar=True)
+    mcmc = MCMC(kernel, num_samples=3000, warmup_steps=500, disable_progbar=True)
     mcmc.run(data)
     p = mcmc.get_samples(group_by_chain=True)["p"]
     assert ((p > 0) & (p < 1)).all()  # back in the constrained space

@@ -95,10 +95,14 @@ def metropolis_hastings(
     :param log_uniform: :math:`\log u` with :math:`u \sim \mathcal{U}(0, 1)`.
     :param max_energy_error: threshold on :math:`-\log r` above which the step is divergent.
     """
-    finite = torch.isfinite(log_accept_ratio) & torch.isfinite(proposal.potential_energy)
+    # 0 * x is NaN for an infinite or NaN x, so a fault in the proposal's potential or gradient
+    # turns the ratio into NaN without a separate check (and without another synchronisation).
+    guard = proposal.potential_energy
     if proposal.grad is not None:
-        finite = finite & torch.isfinite(proposal.grad).all()
-    log_r = float(torch.where(finite, log_accept_ratio, -math.inf))
+        guard = guard + proposal.grad.sum()
+    log_r = float(log_accept_ratio + 0.0 * guard)
+    if not log_r < math.inf:  # NaN (a numerical fault) or +inf (a potential of -inf)
+        log_r = -math.inf
     log_alpha = min(0.0, log_r)
     accepted = log_uniform < log_alpha
     info = StepInfo(
