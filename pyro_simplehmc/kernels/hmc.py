@@ -50,6 +50,15 @@ class SimpleHMC(MHKernel):
     :attr:`fixed` says which (``"num_steps"`` or ``"trajectory_length"``) and :attr:`num_steps`
     gives the current number of steps.
 
+    .. warning:: A fixed trajectory can come back where it started. Once the mass matrix has
+        whitened a Gaussian-like posterior, every direction oscillates with about the same
+        period :math:`2\pi`, and a trajectory length :math:`\epsilon L` near a multiple of it
+        makes successive draws nearly identical (or antithetic). Measured on a 100-D diagonal
+        Gaussian with the defaults: adapted :math:`\epsilon L \approx 6.7` and a smallest ESS of
+        2 in 2000 draws; with ``step_size_jitter=0.5``, 598. Use the jitter arguments (off by
+        default, so that the plain algorithm stays the default), or NUTS, which picks the length
+        per iteration.
+
     :param int num_steps: number of leapfrog steps :math:`L \ge 1`.
     :param float trajectory_length: integration time :math:`T > 0`.
     :param float step_size_jitter: if positive, each iteration uses a step size drawn uniformly
