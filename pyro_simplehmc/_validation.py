@@ -10,26 +10,34 @@ from typing import Any
 from torch import Tensor
 
 
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+def _as_real(value: Any) -> float | None:
+    """``value`` as a float if it is a real number (a 0-dim tensor or numpy scalar too)."""
+    if isinstance(value, Tensor) and value.dim() == 0 and not value.is_complex():
+        value = value.item()
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return float(value)
+    return None
 
 
 def positive_finite(name: str, value: Any) -> float:
-    if not _is_real(value) or not math.isfinite(value) or value <= 0:
+    real = _as_real(value)
+    if real is None or not math.isfinite(real) or real <= 0:
         raise ValueError(f"{name} must be a positive finite number; got {value!r}")
-    return float(value)
+    return real
 
 
 def open_unit_interval(name: str, value: Any) -> float:
-    if not _is_real(value) or not 0 < value < 1:
+    real = _as_real(value)
+    if real is None or not 0 < real < 1:
         raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}")
-    return float(value)
+    return real
 
 
 def unit_interval_right_open(name: str, value: Any) -> float:
-    if not _is_real(value) or not 0 <= value < 1:
+    real = _as_real(value)
+    if real is None or not 0 <= real < 1:
         raise ValueError(f"{name} must be a number in [0, 1); got {value!r}")
-    return float(value)
+    return real
 
 
 def positive_int(name: str, value: Any) -> int:

@@ -25,7 +25,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import pyro
 import torch
 from pyro.infer.autoguide import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
@@ -253,6 +252,11 @@ class MHKernel(MCMCKernel):
 
     @initial_params.setter
     def initial_params(self, params: dict[str, Tensor] | None) -> None:
+        if params is not None and (not isinstance(params, Mapping) or not params):
+            raise ValueError(
+                "initial_params must be None or a non-empty dict mapping site names to "
+                f"unconstrained tensors; got {params!r}"
+            )
         self._user_initial_params = params
         self._initial_params = None
 
@@ -357,10 +361,10 @@ class MHKernel(MCMCKernel):
             self._record(None)
             return params
         state = self._state_at(params)
-        # Distribution validation would raise on the NaNs of a diverging trajectory; such a
-        # trajectory is rejected below instead.
-        with pyro.validation_enabled(False):
-            proposal, log_accept_ratio = self.propose(state, self.step_size)
+        # No validation switch here: MCMC runs with validation off by default, and where a user
+        # turns it on, the ValueError a diverging trajectory raises becomes a rejection in
+        # value_and_grad.
+        proposal, log_accept_ratio = self.propose(state, self.step_size)
         log_u = math.log(torch.rand((), dtype=torch.float64).item())
         state, info = metropolis_hastings(state, proposal, log_accept_ratio, log_u)
         new_params = self._ravel.unflatten(state.position)
