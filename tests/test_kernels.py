@@ -291,6 +291,7 @@ def test_fixed_length_cost_accounting():
     ).diagnostics()
     assert diag["gradient evaluations"]["chain 0"]["sampling"] == 7 * 40
     assert diag["num steps"]["chain 0"] == 7
+    assert diag["step size"]["chain 0"] == 0.1  # adapt_step_size=False leaves it untouched
 
 
 def test_trajectory_length_fixes_integration_time():
