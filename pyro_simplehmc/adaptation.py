@@ -120,7 +120,7 @@ class FlatBlockMassMatrix(BlockMassMatrix):
     :func:`mass_matrix_blocks`, so the blocks of :attr:`metric` are contiguous slices of it.
     """
 
-    metric: Metric
+    metric: Metric | None
 
     @BlockMassMatrix.inverse_mass_matrix.setter
     def inverse_mass_matrix(self, value: Mapping[tuple[str, ...], Tensor]) -> None:
@@ -136,9 +136,10 @@ class FlatBlockMassMatrix(BlockMassMatrix):
                     f"inverse_mass_matrix block {names!r} must have shape ({size},) or "
                     f"({size}, {size}); got {tuple(matrix.shape)}"
                 )
-        # Build (and so validate) the metric before Pyro stores anything.
+        # Build (and so validate) the metric before Pyro stores anything. A model without
+        # latent sites has no blocks, and nothing to move.
         merged = {**self._inverse_mass_matrix, **value}
-        metric = Metric([merged[names] for names in known])
+        metric = Metric([merged[names] for names in known]) if known else None
         BlockMassMatrix.inverse_mass_matrix.fset(self, value)
         self.metric = metric
 

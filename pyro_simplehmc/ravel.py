@@ -37,6 +37,8 @@ class DictRavel:
         """Concatenate the sites of ``params`` into one vector (a copy)."""
         if len(self.names) == 1:
             return params[self.names[0]].reshape(-1)
+        if not self.names:  # a model without latent sites
+            return torch.zeros(0)
         return torch.cat([params[n].reshape(-1) for n in self.names])
 
     def unflatten(self, q: Tensor) -> dict[str, Tensor]:

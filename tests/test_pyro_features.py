@@ -89,3 +89,15 @@ def test_init_strategy_is_used(cls):
     pyro.set_rng_seed(0)
     kernel.setup(0, x, y)
     assert torch.allclose(kernel.initial_params["w"], torch.zeros(3), atol=0.2)
+
+
+def observed_only():
+    pyro.sample("y", dist.Normal(0.0, 1.0), obs=torch.tensor(0.3))
+
+
+@pytest.mark.parametrize("cls", KERNELS, ids=lambda c: c.__name__)
+def test_model_without_latent_sites(cls):
+    mcmc = MCMC(cls(observed_only), num_samples=5, warmup_steps=5, disable_progbar=True)
+    mcmc.run()
+    assert mcmc.get_samples() == {}
+    assert mcmc.diagnostics()["acceptance rate"]["chain 0"] == 1.0
