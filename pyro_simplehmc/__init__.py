@@ -2,12 +2,14 @@
 
 from .integrators import euler_flat, leapfrog, leapfrog_flat, value_and_grad
 from .kernels import MALA, ChainState, MHKernel, RandomWalkMH, SimpleHMC, StepInfo
+from .mcmc import MCMC
 from .metrics import Metric
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MALA",
+    "MCMC",
     "ChainState",
     "MHKernel",
     "Metric",

@@ -97,3 +97,22 @@ def inverse_mass_matrix(value: Any) -> Tensor | Mapping | None:
         "inverse_mass_matrix must be None, a tensor (1-D diagonal or 2-D dense), or a dict "
         f"mapping tuples of site names to such tensors; got {type(value).__name__}"
     )
+
+
+# --- chains run as a batch -------------------------------------------------------------------
+
+
+def one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value
+
+
+def chain_dimension(name: str, params: Mapping[str, Tensor], num_chains: int) -> None:
+    """Each site of ``params`` must have a leading dimension of size ``num_chains``."""
+    for site, value in params.items():
+        if value.dim() == 0 or value.shape[0] != num_chains:
+            raise ValueError(
+                f"{name} must have a leading chain dimension of size num_chains={num_chains} "
+                f"on every site; got site {site!r} with shape {tuple(value.shape)}"
+            )

@@ -32,26 +32,36 @@ ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 #: Exceptions that mean "this point is numerically invalid", not "the model is wrong": they make
 #: a proposal fail (a rejection and a divergence) instead of ending the run. Pyro's own registry
-#: (singular matrices) is consulted as well.
+#: (singular matrices) is consulted as well, and so are distribution validation errors (below).
 NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
     torch.linalg.LinAlgError,
-    ValueError,  # distribution validation rejecting an out-of-support or NaN value
     ArithmeticError,
 )
+
+#: The words of torch's distribution validation when a parameter or value is out of its
+#: support or NaN (``Expected parameter loc ... to satisfy the constraint Real(), but found
+#: invalid values``): a diverging trajectory, not a bug. Any other ``ValueError`` (a shape error,
+#: a wrong argument) is the model's, and is raised with its own message.
+VALIDATION_MESSAGE = "but found invalid values"
 
 
 def is_numerical_error(error: Exception) -> bool:
     """Whether ``error`` raised by a potential marks an invalid point rather than a bug."""
+    if isinstance(error, ValueError):
+        return VALIDATION_MESSAGE in str(error)
     return isinstance(error, NUMERICAL_ERRORS) or any(
         handler(error) for handler in _EXCEPTION_HANDLERS.values()
     )
 
 
-def value_and_grad(potential_fn: Callable[[Tensor], Tensor], q: Tensor) -> tuple[Tensor, Tensor]:
+def value_and_grad(
+    potential_fn: Callable[[Tensor], Tensor], q: Tensor, catch: bool = True
+) -> tuple[Tensor, Tensor]:
     r"""Potential energy :math:`U(q)` and its gradient, by autograd.
 
-    A numerical fault (see :data:`NUMERICAL_ERRORS`) gives a NaN potential and a NaN gradient, so
-    the proposal that reached this point is rejected rather than the run crashing.
+    A numerical fault (see :func:`is_numerical_error`) gives a NaN potential and a NaN gradient,
+    so the proposal that reached this point is rejected rather than the run crashing; any other
+    exception is raised.
 
     This runs once per leapfrog step, so it adds nothing to the autograd graph beyond the
     potential itself: every extra recorded operation (a reshape, a sum, a view) costs a few
@@ -60,6 +70,7 @@ def value_and_grad(potential_fn: Callable[[Tensor], Tensor], q: Tensor) -> tuple
     :param potential_fn: maps a flat position (shape ``batch + (D,)``) to potential energies
         (shape ``batch``, or ``batch + (1,)``).
     :param q: the position.
+    :param bool catch: turn numerical faults into NaN (else raise them too).
     :returns: ``(U, grad)``, detached.
     """
     q = q.detach().requires_grad_(True)
@@ -78,7 +89,7 @@ def value_and_grad(potential_fn: Callable[[Tensor], Tensor], q: Tensor) -> tuple
             # without a reduction node in the graph.
             (grad,) = torch.autograd.grad(u, q, grad_outputs=torch.ones_like(u), allow_unused=True)
     except Exception as error:
-        if not is_numerical_error(error):
+        if not catch or not is_numerical_error(error):
             raise
         nan = torch.full_like(q, float("nan")).detach()
         return nan[..., 0], nan
@@ -105,8 +116,8 @@ def leapfrog_flat(
     p: Tensor,
     value_and_grad_fn: ValueAndGrad,
     velocity_fn: Callable[[Tensor], Tensor],
-    step_size: float,
-    num_steps: int,
+    step_size: float | Tensor,
+    num_steps: int | Tensor,
     grad: Tensor | None = None,
     potential_energy: Tensor | None = None,
 ) -> IntegratorState:
@@ -116,19 +127,27 @@ def leapfrog_flat(
     :param p: momentum, same shape.
     :param value_and_grad_fn: ``q -> (U(q), grad U(q))``.
     :param velocity_fn: ``p -> M^{-1} p`` (for example :meth:`Metric.velocity`).
-    :param step_size: :math:`\epsilon`.
-    :param num_steps: :math:`L \ge 1`.
+    :param step_size: :math:`\epsilon`: a number, or a tensor that broadcasts against ``q``
+        (shape ``batch + (1,)`` for one step size per chain).
+    :param num_steps: :math:`L \ge 0`: a number, or a tensor of shape ``batch`` (one per chain).
     :param grad: :math:`\nabla U(q)` if already known (saves one gradient evaluation).
     :param potential_energy: :math:`U(q)`, returned unchanged if ``num_steps`` is 0.
     :returns: the final position, momentum, potential energy and gradient.
     """
     if grad is None:
         potential_energy, grad = value_and_grad_fn(q)
-    for _ in range(num_steps):
-        p = p - (0.5 * step_size) * grad
-        q = q + step_size * velocity_fn(p)
+    if isinstance(num_steps, Tensor):
+        # One number of steps per chain: a chain that has taken its steps takes steps of size
+        # zero, which leave it exactly where it is, while the others go on.
+        longest = int(num_steps.max())
+        step_sizes = [step_size * (i < num_steps).unsqueeze(-1) for i in range(longest)]
+    else:
+        step_sizes = [step_size] * num_steps
+    for eps in step_sizes:
+        p = p - (0.5 * eps) * grad
+        q = q + eps * velocity_fn(p)
         potential_energy, grad = value_and_grad_fn(q)
-        p = p - (0.5 * step_size) * grad
+        p = p - (0.5 * eps) * grad
     return IntegratorState(q, p, potential_energy, grad)
 
 

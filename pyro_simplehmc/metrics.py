@@ -7,9 +7,11 @@ with :math:`L`, cached once per matrix, so a dense block costs :math:`O(D^2)` pe
 diagonal block :math:`O(D)`. No matrix is ever inverted.
 
 The inverse mass matrix is block-diagonal over contiguous slices of the flat position vector,
-mirroring Pyro's :class:`~pyro.infer.mcmc.adaptation.BlockMassMatrix`: each block is either a
-1-D tensor (diagonal) or a 2-D tensor (dense). All methods act on the last dimension, so a
-position with leading batch dimensions works unchanged.
+mirroring Pyro's :class:`~pyro.infer.mcmc.adaptation.BlockMassMatrix`: each block is either
+diagonal (its entries, shape ``(d,)``) or dense (shape ``(d, d)``). All methods act on the last
+dimension, so a position with leading batch dimensions works unchanged; a block may carry the same
+leading batch dimensions (shape ``(C, d)`` or ``(C, d, d)``: one matrix per chain), and then says
+which it is with ``dense=``.
 """
 
 from __future__ import annotations
@@ -23,26 +25,33 @@ from torch import Tensor
 class Metric:
     r"""A block-diagonal inverse mass matrix acting on flat vectors.
 
-    :param blocks: the diagonal blocks of :math:`M^{-1}` in the order of the flat vector; each a
-        1-D tensor (a diagonal block, all entries positive) or a 2-D symmetric positive-definite
-        tensor (a dense block).
+    :param blocks: the diagonal blocks of :math:`M^{-1}` in the order of the flat vector; each
+        the entries of a diagonal block (all positive) or a symmetric positive-definite dense
+        block, optionally with leading batch dimensions (one matrix per chain).
+    :param dense: for each block, whether it is dense. By default a 1-D block is diagonal and a
+        2-D block dense (no batch dimensions); batched blocks must say.
     :raises ValueError: if a block is not positive (definite).
 
     The methods return new tensors, except for the unit metric, whose methods return their
     argument unchanged (the same tensor): treat their results as read-only.
     """
 
-    def __init__(self, blocks: Sequence[Tensor]):
+    def __init__(self, blocks: Sequence[Tensor], dense: Sequence[bool] | None = None):
         if not blocks:
             raise ValueError("inverse_mass_matrix needs at least one block")
         self.blocks: tuple[Tensor, ...] = tuple(blocks)
-        self.sizes: tuple[int, ...] = tuple(b.shape[0] for b in self.blocks)
-        self._chol: tuple[Tensor, ...] = tuple(_cholesky(b) for b in self.blocks)
+        if dense is None:
+            dense = [b.dim() == 2 for b in self.blocks]
+        self.dense: tuple[bool, ...] = tuple(dense)
+        self.sizes: tuple[int, ...] = tuple(b.shape[-1] for b in self.blocks)
+        self._chol: tuple[Tensor, ...] = tuple(
+            _cholesky(b, d) for b, d in zip(self.blocks, self.dense, strict=True)
+        )
         #: Whether :math:`M = I`: then every method returns its argument itself, which saves a
         #: multiplication per leapfrog step when the mass matrix is not adapted.
         first = self.blocks[0]
         self.is_identity: bool = (
-            len(self.blocks) == 1 and first.dim() == 1 and bool((first == 1).all())
+            len(self.blocks) == 1 and not self.dense[0] and bool((first == 1).all())
         )
 
     @classmethod
@@ -86,7 +95,7 @@ class Metric:
 
         def block(i, p):
             m = self.blocks[i]
-            return m * p if m.dim() == 1 else p @ m  # m is symmetric
+            return _matvec(m, p) if self.dense[i] else m * p  # m is symmetric
 
         return self._apply(block, momentum)
 
@@ -99,7 +108,7 @@ class Metric:
 
         def block(i, z):
             c = self._chol[i]
-            if c.dim() == 1:
+            if not self.dense[i]:
                 return z / c
             return torch.linalg.solve_triangular(c.mT, z.unsqueeze(-1), upper=True).squeeze(-1)
 
@@ -110,7 +119,7 @@ class Metric:
 
         def block(i, z):
             c = self._chol[i]
-            return c * z if c.dim() == 1 else z @ c.mT
+            return _matvec(c, z) if self.dense[i] else c * z
 
         return self._apply(block, noise)
 
@@ -119,23 +128,30 @@ class Metric:
 
         def block(i, z):
             c = self._chol[i]
-            if c.dim() == 1:
+            if not self.dense[i]:
                 return z / c
             return torch.linalg.solve_triangular(c, z.unsqueeze(-1), upper=False).squeeze(-1)
 
         return self._apply(block, x)
 
 
-def _cholesky(block: Tensor) -> Tensor:
-    if block.dim() == 1:
+def _matvec(m: Tensor, x: Tensor) -> Tensor:
+    """:math:`m x` for a matrix ``m`` and a vector ``x``, each with any leading batch dims."""
+    if m.dim() == 2:
+        return x @ m.mT
+    return (x.unsqueeze(-2) @ m.mT).squeeze(-2)
+
+
+def _cholesky(block: Tensor, dense: bool) -> Tensor:
+    if not dense:
         if not bool(torch.all(block > 0)) or not bool(torch.isfinite(block).all()):
             raise ValueError("a diagonal inverse_mass_matrix must have finite, positive entries")
         return block.sqrt()
-    if block.dim() != 2 or block.shape[0] != block.shape[1]:
+    if block.dim() < 2 or block.shape[-1] != block.shape[-2]:
         raise ValueError(
             f"a dense inverse_mass_matrix block must be square; got {tuple(block.shape)}"
         )
     chol, info = torch.linalg.cholesky_ex(block)
-    if int(info) != 0:
+    if bool((info != 0).any()):
         raise ValueError("a dense inverse_mass_matrix block must be symmetric positive definite")
     return chol

@@ -2,7 +2,10 @@
 
 The kernels work on a single flat position vector: the maths is then a few tensor operations per
 leapfrog step, whatever the number of sample sites. Pyro's potentials take a dict, so the potential
-seen by a kernel is ``potential_fn(ravel.unravel(q))``, where ``unravel`` only makes views.
+seen by a kernel is ``potential_fn(ravel.unflatten(q))``, where ``unflatten`` only makes views.
+
+Both directions take leading batch dimensions (one per chain when chains run as a batch): a dict of
+tensors shaped ``batch + site_shape`` flattens to ``batch + (D,)``.
 """
 
 from __future__ import annotations
@@ -33,18 +36,27 @@ class DictRavel:
         self.sizes: tuple[int, ...] = tuple(math.prod(s) for s in self.shapes)
         self.size: int = sum(self.sizes)
 
-    def flatten(self, params: Mapping[str, Tensor]) -> Tensor:
-        """Concatenate the sites of ``params`` into one vector (a copy)."""
+    def flatten(self, params: Mapping[str, Tensor], batch_shape: tuple[int, ...] = ()) -> Tensor:
+        """Concatenate the sites of ``params`` (each ``batch_shape + site_shape``) into one vector
+        per batch member, shape ``batch_shape + (D,)``."""
         if len(self.names) == 1:
-            return params[self.names[0]].reshape(-1)
+            return params[self.names[0]].reshape(*batch_shape, -1)
         if not self.names:  # a model without latent sites
-            return torch.zeros(0)
-        return torch.cat([params[n].reshape(-1) for n in self.names])
+            return torch.zeros(*batch_shape, 0)
+        return torch.cat([params[n].reshape(*batch_shape, -1) for n in self.names], dim=-1)
 
-    def unflatten(self, q: Tensor) -> dict[str, Tensor]:
-        """Split a flat vector back into a dict of views with the sites' shapes."""
+    def unflatten(self, q: Tensor, batch_shape: tuple[int, ...] | None = None) -> dict[str, Tensor]:
+        """Split ``q`` (shape ``(..., D)``) into views shaped ``batch_shape + site_shape``.
+
+        ``batch_shape`` defaults to ``q``'s leading dimensions; a one-chain batch ``(1, D)`` can be
+        read as unbatched sites with ``batch_shape=()``.
+        """
+        batch = q.shape[:-1] if batch_shape is None else tuple(batch_shape)
         if len(self.names) == 1:
             # A vector site needs no view; skipping it saves an autograd node per gradient.
-            return {self.names[0]: q if q.shape == self.shapes[0] else q.view(self.shapes[0])}
-        parts = torch.split(q, self.sizes)
-        return {n: x.view(s) for n, x, s in zip(self.names, parts, self.shapes, strict=True)}
+            shape = (*batch, *self.shapes[0])
+            return {self.names[0]: q if q.shape == shape else q.reshape(shape)}
+        parts = torch.split(q, self.sizes, dim=-1)
+        return {
+            n: x.reshape((*batch, *s)) for n, x, s in zip(self.names, parts, self.shapes, strict=True)
+        }

@@ -62,10 +62,25 @@ def test_value_and_grad_constant_and_failing_potentials():
     assert float(u) == 2.0 and torch.equal(grad, torch.zeros_like(q))
 
     def invalid(x):
-        raise ValueError("out of support")
+        # What torch's distribution validation raises on a diverging trajectory.
+        raise ValueError(
+            "Expected parameter loc (Tensor of shape (3,)) of distribution Normal to satisfy the "
+            "constraint Real(), but found invalid values"
+        )
 
     u, grad = value_and_grad(invalid, q)
     assert torch.isnan(u) and torch.isnan(grad).all()
+
+
+def test_a_bug_in_the_potential_is_raised_not_rejected():
+    """A ValueError that is not a validation error is the model's: raised with its message."""
+    q = torch.ones(3, dtype=torch.float64)
+
+    def buggy(x):
+        raise ValueError("shapes (3,) and (4,) are not aligned")
+
+    with pytest.raises(ValueError, match="not aligned"):
+        value_and_grad(buggy, q)
 
 
 def test_value_and_grad_rejects_a_potential_of_the_wrong_shape():

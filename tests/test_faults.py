@@ -42,7 +42,8 @@ def _faulty(kind: str):
             if kind == "raise LinAlgError":
                 raise torch.linalg.LinAlgError("not positive definite")
             if kind == "raise ValueError":
-                raise ValueError("out of support")
+                # Distribution validation's words: a numerical fault, not a bug.
+                raise ValueError("Expected value to be within the support, but found invalid values")
             return u + (math.nan if kind == "nan" else math.inf)
         return u
 

@@ -1,20 +1,20 @@
-r"""The shell shared by every kernel: Pyro plumbing, the Metropolis-Hastings step, adaptation.
+r"""The shell shared by every kernel: Pyro plumbing, batching, counters and adaptation.
 
-A kernel in this package is a *proposal*: given the current state it returns a proposed state and
-the log of the Metropolis-Hastings acceptance ratio,
+A kernel in this package is a *proposal* (:meth:`MHKernel.propose`): given the chains' states it
+returns proposed states and the log of their Metropolis-Hastings ratios, and
+:func:`~pyro_simplehmc.kernels.mh.metropolis_hastings` accepts or rejects each chain's proposal.
+Everything else is here, once:
 
-.. math::
-    \log r = \log \pi(q') - \log \pi(q) + \log k(q \mid q') - \log k(q' \mid q),
-
-where :math:`k` is the proposal density (for HMC, the momentum terms play that role). Everything
-else is here, once:
-
-- :meth:`MHKernel.setup` initialises the model with Pyro's
-  :func:`~pyro.infer.mcmc.util.initialize_model` (unconstrained space, Jacobians, init strategies,
-  enumeration of discrete sites), builds the flat layout and the adapter;
+- :meth:`MHKernel.setup` (one chain, as :class:`pyro.infer.MCMC` calls it) and
+  :meth:`MHKernel.setup_chains` (a batch of chains, as :class:`pyro_simplehmc.MCMC` calls it with
+  ``chain_method="vectorized"``) initialise the model with Pyro's
+  :func:`~pyro.infer.mcmc.util.initialize_model`, build the flat layout, the batched potential
+  (:mod:`pyro_simplehmc.potentials`) and the adapter;
 - :meth:`MHKernel.sample` flattens the parameters once, asks the subclass for a proposal, applies
-  :func:`metropolis_hastings`, feeds the adapter during warmup and unflattens once;
+  the Metropolis-Hastings step, feeds the adapter during warmup and unflattens once;
 - :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`.
+
+Positions are always ``(C, D)``: one chain is a batch of one, and runs the same code.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 from pyro.infer.autoguide import init_to_uniform
@@ -32,90 +32,22 @@ from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
 from .. import _validation as check
-from ..adaptation import (
-    FlatBlockMassMatrix,
-    SingleProposalWarmupAdapter,
-    as_block_dict,
-    mass_matrix_blocks,
-)
+from .. import potentials
+from ..adaptation import BatchMassMatrix, BatchWarmupAdapter, as_block_dict, mass_matrix_blocks
 from ..integrators import is_numerical_error, value_and_grad
 from ..metrics import Metric
 from ..ravel import DictRavel
+from .mh import MAX_ENERGY_ERROR, ChainState, StepInfo, metropolis_hastings
 
-#: An energy error (minus the log acceptance ratio) above this marks a divergent proposal.
-MAX_ENERGY_ERROR = 1000.0
-
-
-class ChainState(NamedTuple):
-    """Where the chain is, in the flat unconstrained space.
-
-    :ivar position: flat position :math:`q`.
-    :ivar potential_energy: :math:`U(q) = -\\log \\pi(q)`.
-    :ivar grad: :math:`\\nabla U(q)`, or ``None`` for a kernel that uses no gradients.
-    """
-
-    position: Tensor
-    potential_energy: Tensor
-    grad: Tensor | None
-
-
-@dataclass(frozen=True)
-class StepInfo:
-    """What one Metropolis-Hastings step did.
-
-    :ivar accepted: whether the proposal was accepted.
-    :ivar accept_prob: :math:`\\min(1, r)`; 0 for a proposal that failed numerically.
-    :ivar energy_error: :math:`-\\log r` (``inf`` for a failed proposal).
-    :ivar diverging: a numerical failure, or ``energy_error`` above :data:`MAX_ENERGY_ERROR`.
-    """
-
-    accepted: bool
-    accept_prob: float
-    energy_error: float
-    diverging: bool
-
-
-def metropolis_hastings(
-    current: ChainState,
-    proposal: ChainState,
-    log_accept_ratio: Tensor,
-    log_uniform: float,
-    max_energy_error: float = MAX_ENERGY_ERROR,
-) -> tuple[ChainState, StepInfo]:
-    r"""Accept ``proposal`` with probability :math:`\min(1, r)`, computed in log space.
-
-    A proposal with a non-finite log ratio, potential or gradient is rejected: a NaN anywhere in
-    the trajectory ends up in one of them. This is the only place where a value leaves the device
-    (one synchronisation per iteration).
-
-    :param current: the current state.
-    :param proposal: the proposed state.
-    :param log_accept_ratio: :math:`\log r`, a scalar tensor.
-    :param log_uniform: :math:`\log u` with :math:`u \sim \mathcal{U}(0, 1)`.
-    :param max_energy_error: threshold on :math:`-\log r` above which the step is divergent.
-    """
-    # 0 * x is NaN for an infinite or NaN x, so a fault in the proposal's potential or gradient
-    # turns the ratio into NaN without a separate check (and without another synchronisation).
-    guard = proposal.potential_energy
-    if proposal.grad is not None:
-        guard = guard + proposal.grad.sum()
-    log_r = float(log_accept_ratio + 0.0 * guard)
-    if not log_r < math.inf:  # NaN (a numerical fault) or +inf (a potential of -inf)
-        log_r = -math.inf
-    log_alpha = min(0.0, log_r)
-    accepted = log_uniform < log_alpha
-    info = StepInfo(
-        accepted=accepted,
-        accept_prob=math.exp(log_alpha),
-        energy_error=-log_r,
-        diverging=-log_r > max_energy_error,
-    )
-    return (proposal if accepted else current), info
+__all__ = ["MAX_ENERGY_ERROR", "ChainState", "MHKernel", "StepInfo", "metropolis_hastings"]
 
 
 @dataclass
 class EvalCounter:
-    """Potential evaluations (all of them) and gradient evaluations (those with a gradient)."""
+    """Potential evaluations (all of them) and gradient evaluations (those with a gradient).
+
+    A batched evaluation counts once: it is one evaluation for each chain.
+    """
 
     potentials: int = 0
     gradients: int = 0
@@ -123,18 +55,21 @@ class EvalCounter:
 
 @dataclass
 class _RunState:
-    """Everything that one chain accumulates; a new one per :meth:`MHKernel.setup`."""
+    """Everything a batch of chains accumulates; a new one per setup."""
 
     warmup_steps: int
+    num_chains: int
+    vectorized: bool
     t: int = 0
-    accepted: int = 0
-    mean_accept_prob: float = 0.0
-    divergences: list[int] = field(default_factory=list)
+    accepted: Tensor | int = 0
+    mean_accept_prob: Tensor | float = 0.0
+    diverging: list[Tensor] = field(default_factory=list)
     warmup_evals: EvalCounter = field(default_factory=EvalCounter)
     sampling_evals: EvalCounter = field(default_factory=EvalCounter)
     last: ChainState | None = None
     last_params: dict[str, Tensor] | None = None
     setting_up: bool = True
+    potential_path: str = "one chain"
 
 
 class MHKernel(MCMCKernel):
@@ -148,7 +83,7 @@ class MHKernel(MCMCKernel):
         unconstrained parameters. Exactly one of ``model`` and ``potential_fn`` is required; with
         ``potential_fn``, initial parameters must be given (to :class:`~pyro.infer.MCMC` or by
         setting :attr:`initial_params`).
-    :param float step_size: initial step size, a positive finite number.
+    :param float step_size: initial step size, a positive finite number (``None``: 1).
     :param bool adapt_step_size: adapt the step size during warmup by dual averaging towards
         ``target_accept_prob``, after a search for a reasonable initial value.
     :param bool adapt_mass_matrix: adapt the inverse mass matrix during warmup (Stan's windows).
@@ -161,11 +96,19 @@ class MHKernel(MCMCKernel):
     :param bool jit_compile: trace the potential energy with the PyTorch JIT.
     :param dict jit_options: options for :func:`torch.jit.trace`.
     :param bool ignore_jit_warnings: ignore warnings from the JIT tracer.
-    :param callable init_strategy: a per-site initialisation function.
+    :param callable init_strategy: a per-site initialisation function (``None``: Pyro's
+        ``init_to_uniform``).
     :param inverse_mass_matrix: an initial (or, with ``adapt_mass_matrix=False``, fixed) inverse
         mass matrix: a tensor (1-D diagonal or 2-D dense, over the sites sorted by name) when the
         mass matrix is one block, else a dict keyed by tuples of site names like
         :attr:`inverse_mass_matrix`.
+    :param str chain_adaptation: with chains run as a batch, ``"per_chain"`` (the default: each
+        chain adapts its own step size and mass matrix, as NumPyro does) or ``"pooled"`` (one
+        step size, adapted on the mean of the chains' acceptance probabilities, and one mass
+        matrix estimated from all chains' warmup draws together).
+    :param bool batched_potential: with ``potential_fn`` and chains run as a batch, whether
+        ``potential_fn`` takes sites with a leading chain dimension and returns one energy per
+        chain; otherwise it is mapped over the chains with :func:`torch.func.vmap`.
     """
 
     #: Whether :meth:`propose` needs :math:`\nabla U` at the current state.
@@ -177,7 +120,7 @@ class MHKernel(MCMCKernel):
         self,
         model: Callable | None = None,
         potential_fn: Callable[[dict[str, Tensor]], Tensor] | None = None,
-        step_size: float = 1.0,
+        step_size: float | None = 1.0,
         adapt_step_size: bool = True,
         adapt_mass_matrix: bool = True,
         full_mass: bool | list[tuple[str, ...]] = False,
@@ -187,9 +130,11 @@ class MHKernel(MCMCKernel):
         jit_options: dict | None = None,
         ignore_jit_warnings: bool = False,
         target_accept_prob: float | None = None,
-        init_strategy: Callable = init_to_uniform,
+        init_strategy: Callable | None = init_to_uniform,
         *,
         inverse_mass_matrix: Tensor | Mapping[tuple[str, ...], Tensor] | None = None,
+        chain_adaptation: str = "per_chain",
+        batched_potential: bool = False,
     ):
         if (model is None) == (potential_fn is None):
             raise ValueError(
@@ -204,6 +149,8 @@ class MHKernel(MCMCKernel):
         self.model = model
         self.potential_fn = potential_fn
         self.transforms = transforms
+        # None is "the default", as in Pyro's HMC.
+        step_size = 1.0 if step_size is None else step_size
         self._step_size = check.positive_finite("step_size", step_size)
         self.adapt_step_size = check.boolean("adapt_step_size", adapt_step_size)
         self.adapt_mass_matrix = check.boolean("adapt_mass_matrix", adapt_mass_matrix)
@@ -217,45 +164,71 @@ class MHKernel(MCMCKernel):
         self._jit_compile = check.boolean("jit_compile", jit_compile)
         self._jit_options = check.dict_or_none("jit_options", jit_options)
         self._ignore_jit_warnings = check.boolean("ignore_jit_warnings", ignore_jit_warnings)
-        self._init_strategy = check.callable_or_none("init_strategy", init_strategy)
+        self._init_strategy = check.callable_or_none("init_strategy", init_strategy) or (
+            init_to_uniform
+        )
+        self.chain_adaptation = check.one_of(
+            "chain_adaptation", chain_adaptation, ("per_chain", "pooled")
+        )
+        self.batched_potential = check.boolean("batched_potential", batched_potential)
         self._user_initial_params: dict[str, Tensor] | None = None
         self._initial_params: dict[str, Tensor] | None = None
-        self._adapter: SingleProposalWarmupAdapter | None = None
+        self._adapter: BatchWarmupAdapter | None = None
         self._run: _RunState | None = None
+        self._finished: _RunState | None = None
         self._ravel: DictRavel | None = None
-        self._flat_potential: Callable[[Tensor], Tensor] | None = None
+        self._batch_potential: potentials.BatchedPotential | None = None
+        self._loop_potential: potentials.BatchedPotential | None = None
+        #: What the last Metropolis-Hastings step did, per chain (tensors of shape ``(C,)``).
+        self.last_step_info: StepInfo | None = None
         super().__init__()
 
     # ------------------------------------------------------------------ the algorithm's part
 
-    def propose(self, state: ChainState, step_size: float) -> tuple[ChainState, Tensor]:
-        """Propose a move from ``state``; return the proposed state and :math:`\\log r`."""
+    def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
+        r"""Propose a move for each chain; return the proposed states and :math:`\log r`.
+
+        :param state: the chains' current states (positions ``(C, D)``).
+        :param step_size: the step size, shape ``(C, 1)`` or ``(1, 1)`` (shared).
+        """
         raise NotImplementedError
 
-    def _trial_log_accept_ratio(self, state: ChainState, step_size: float) -> Tensor:
+    def _trial_log_accept_ratio(self, state: ChainState, step_size: Tensor) -> Tensor:
         """The log acceptance ratio of one proposal at ``step_size`` (step-size search)."""
         return self.propose(state, step_size)[1]
 
     # ------------------------------------------------------------------ public properties
 
     @property
-    def step_size(self) -> float:
-        """The current step size (the adapted one once warmup has begun)."""
-        return self._adapter.step_size if self._adapter is not None else self._step_size
+    def step_size(self) -> float | Tensor:
+        """The current step size: a number when the chains share one, else one per chain."""
+        if self._adapter is None:
+            return self._step_size
+        step_size = self._adapter.step_size
+        return float(step_size) if step_size.numel() == 1 else step_size
+
+    @property
+    def num_chains(self) -> int:
+        """The number of chains in the batch of the current (or last) run; 1 before any."""
+        run = self._run or self._finished
+        return 1 if run is None else run.num_chains
 
     @property
     def initial_params(self) -> dict[str, Tensor] | None:
-        """Initial unconstrained parameters: the user's if set, else found by :meth:`setup`."""
+        """Initial unconstrained parameters: the user's if set, else found by setup.
+
+        With chains run as a batch, each site has a leading chain dimension.
+        """
         if self._initial_params is not None:
             return self._initial_params
         return self._user_initial_params
 
     @initial_params.setter
     def initial_params(self, params: dict[str, Tensor] | None) -> None:
-        if params is not None and (not isinstance(params, Mapping) or not params):
+        if params is not None and not isinstance(params, Mapping):
             raise ValueError(
-                "initial_params must be None or a non-empty dict mapping site names to "
-                f"unconstrained tensors; got {params!r}"
+                "initial_params must be None or a dict mapping site names to unconstrained "
+                f"tensors; got {type(params).__name__}"
             )
         self._user_initial_params = params
         self._initial_params = None
@@ -264,39 +237,77 @@ class MHKernel(MCMCKernel):
     def inverse_mass_matrix(self) -> dict[tuple[str, ...], Tensor] | None:
         """The current inverse mass matrix, a dict keyed by tuples of site names (as Pyro's).
 
-        After a run it holds the last chain's adapted matrix.
+        Each block has a leading dimension of one matrix per chain when the chains of a batch
+        adapt their own (none for one chain, or when they share one). After a run it holds the
+        last run's adapted matrices; ``None`` before any setup.
         """
-        return None if self._adapter is None else self.mass_matrix_adapter.inverse_mass_matrix
+        if self._adapter is None:
+            return None
+        matrices = self.mass_matrix_adapter.inverse_mass_matrix
+        run = self._run or self._finished
+        if run.vectorized and self.mass_matrix_adapter.num_matrices > 1:
+            return dict(matrices)
+        return {names: m[0] for names, m in matrices.items()}
 
     @property
-    def mass_matrix_adapter(self) -> FlatBlockMassMatrix:
-        return self._adapter.mass_matrix_adapter
+    def mass_matrix_adapter(self) -> BatchMassMatrix | None:
+        return None if self._adapter is None else self._adapter.mass_matrix_adapter
 
     @property
-    def metric(self) -> Metric:
-        """The inverse mass matrix as a :class:`~pyro_simplehmc.metrics.Metric` on flat vectors."""
-        return self.mass_matrix_adapter.metric
+    def metric(self) -> Metric | None:
+        """The inverse mass matrix as a :class:`~pyro_simplehmc.metrics.Metric` on flat vectors
+        (``None`` before setup)."""
+        return None if self._adapter is None else self.mass_matrix_adapter.metric
+
+    @property
+    def potential_path(self) -> str | None:
+        """How the batched potential is evaluated: ``"plate"``, ``"vmap"``, ``"loop"``,
+        ``"batched"`` (the user's) or ``"one chain"``."""
+        run = self._run or self._finished
+        return None if run is None else run.potential_path
 
     # ------------------------------------------------------------------ Pyro's MCMCKernel API
 
     def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
-        """Prepare a chain: initialise the model, the flat layout, the counters and adaptation."""
+        """Prepare one chain (Pyro's API): the model, the flat layout, counters and adaptation."""
+        self._setup(warmup_steps, None, args, kwargs)
+
+    def setup_chains(self, warmup_steps: int, num_chains: int, *args: Any, **kwargs: Any) -> None:
+        """Prepare ``num_chains`` chains that advance together as one batch.
+
+        :attr:`initial_params` (if set) and every ``params`` dict that :meth:`sample` takes and
+        returns then have a leading chain dimension. Without initial parameters each chain draws
+        its own starting point with the kernel's ``init_strategy``.
+        """
+        self._setup(warmup_steps, check.positive_int("num_chains", num_chains), args, kwargs)
+
+    def _setup(self, warmup_steps, num_chains, args, kwargs) -> None:
         warmup_steps = check.nonnegative_int("warmup_steps", warmup_steps)
-        self._run = _RunState(warmup_steps=warmup_steps)
+        vectorized = num_chains is not None
+        num_chains = num_chains or 1
+        run = self._run = _RunState(warmup_steps, num_chains, vectorized)
+        batch_shape = (num_chains,) if vectorized else ()
+        chain_fn = self.potential_fn
+        trace = None
         if self.model is not None:
-            init, potential_fn, transforms, _ = initialize_model(
+            user_init = self._user_initial_params
+            init, chain_fn, transforms, trace = initialize_model(
                 self.model,
                 args,
                 kwargs,
                 transforms=self.transforms,
                 max_plate_nesting=self._max_plate_nesting,
-                jit_compile=self._jit_compile,
+                # In a batch, the batched potential is what gets compiled.
+                jit_compile=self._jit_compile and not vectorized,
                 jit_options=self._jit_options,
                 skip_jit_warnings=self._ignore_jit_warnings,
+                num_chains=num_chains,
                 init_strategy=self._init_strategy,
-                initial_params=self._user_initial_params,
+                initial_params=user_init,
             )
-            self.potential_fn = potential_fn
+            if vectorized and num_chains == 1 and user_init is None:
+                init = {name: value.unsqueeze(0) for name, value in init.items()}
+            self.potential_fn = chain_fn
             self.transforms = transforms
         elif self._user_initial_params is None:
             raise ValueError(
@@ -305,36 +316,76 @@ class MHKernel(MCMCKernel):
             )
         else:
             init = self._user_initial_params
+            if vectorized and self.batched_potential:
+                batched_fn = self.potential_fn
+                chain_fn = lambda params: batched_fn(  # noqa: E731
+                    {name: value.unsqueeze(0) for name, value in params.items()}
+                )
         init = {name: torch.as_tensor(value).detach() for name, value in init.items()}
+        if vectorized:
+            check.chain_dimension("initial_params", init, num_chains)
         self._initial_params = init
 
-        blocks = mass_matrix_blocks(self.full_mass, init)
-        self._ravel = DictRavel(init, order=[name for block in blocks for name in block])
-        potential_fn = self.potential_fn
-        ravel = self._ravel
-        self._flat_potential = lambda q: potential_fn(ravel.unflatten(q))
+        blocks = mass_matrix_blocks(self.full_mass, init, batch_ndim=len(batch_shape))
+        prototype = {name: value[0] if vectorized else value for name, value in init.items()}
+        ravel = self._ravel = DictRavel(prototype, order=[n for block in blocks for n in block])
+        like = next(iter(init.values())) if init else torch.zeros(())
+        q0 = ravel.flatten(init, batch_shape).reshape(num_chains, ravel.size).to(like)
 
-        self._adapter = self._make_adapter(warmup_steps, blocks, init)
-        q0 = self._ravel.flatten(init)
-        if q0.numel() > 0:
-            state = self._evaluate(q0)
+        self._loop_potential = potentials.loop_potential(chain_fn, ravel)
+        if not vectorized:
+            self._batch_potential = potentials.single_chain_potential(chain_fn, ravel)
+        elif ravel.size > 0:
+            run.potential_path, self._batch_potential = self._choose_potential(
+                chain_fn, ravel, trace, args, kwargs, q0
+            )
+        self._adapter = self._make_adapter(warmup_steps, blocks, num_chains, like)
+        if ravel.size > 0:
+            state = self._evaluate(q0, strict=True)
             self._check_initial_state(state)
             self._remember(state, init)
             if self._adapter.adapt_step_size:
-                self._adapter.reset_step_size_adaptation(init)
-        self._run.setting_up = False
+                self._adapter.reset_step_size_adaptation(state)
+        run.accepted = torch.zeros(num_chains, dtype=torch.long, device=like.device)
+        run.mean_accept_prob = torch.zeros(num_chains, dtype=like.dtype, device=like.device)
+        run.setting_up = False
 
-    def _make_adapter(self, warmup_steps, blocks, init) -> SingleProposalWarmupAdapter:
+    def _choose_potential(self, chain_fn, ravel, trace, args, kwargs, q0):
+        """The batched potential of a batch of chains (see :mod:`pyro_simplehmc.potentials`)."""
+        if self.model is None and self.batched_potential:
+            return "batched", potentials.batched_user_potential(self.potential_fn, ravel)
+        candidates = []
+        enumerated = trace is not None and any(
+            site["type"] == "sample" and site["infer"].get("enumerate")
+            for site in trace.nodes.values()
+        )
+        if self.model is not None and not enumerated:
+            model, transforms = self.model, self.transforms
+            candidates.append(
+                (
+                    "plate",
+                    lambda n: potentials.plate_potential(
+                        model, args, kwargs, transforms, ravel, trace, n
+                    ),
+                )
+            )
+        candidates.append(("vmap", lambda n: potentials.vmap_potential(chain_fn, ravel)))
+        path, potential = potentials.choose_potential(candidates, self._loop_potential, q0)
+        if self._jit_compile:
+            potential = potentials.jit_compiled(potential, q0, self._jit_options)
+        return path, potential
+
+    def _make_adapter(self, warmup_steps, blocks, num_chains, like) -> BatchWarmupAdapter:
         adapting = warmup_steps > 0
-        adapter = SingleProposalWarmupAdapter(
+        adapter = BatchWarmupAdapter(
             self._step_size,
             adapt_step_size=self.adapt_step_size and adapting,
             adapt_mass_matrix=self.adapt_mass_matrix and adapting,
             target_accept_prob=self.target_accept_prob,
             dense_mass=self.full_mass,
+            chain_adaptation=self.chain_adaptation,
+            num_chains=num_chains,
         )
-        adapter.mass_matrix_adapter = FlatBlockMassMatrix()
-        like = next(iter(init.values())) if init else torch.zeros(())
         adapter.configure(
             warmup_steps,
             mass_matrix_shape=blocks,
@@ -348,7 +399,9 @@ class MHKernel(MCMCKernel):
         return adapter
 
     def cleanup(self) -> None:
-        """End a chain: drop its state. The adapted step size and mass matrix stay readable."""
+        """End a run: drop its state. Diagnostics, step size and mass matrix stay readable."""
+        if self._run is not None:
+            self._finished = self._run
         self._run = None
         self._initial_params = None
 
@@ -358,38 +411,41 @@ class MHKernel(MCMCKernel):
         if run is None:
             raise RuntimeError("call setup(warmup_steps, ...) before sample(params)")
         if self._ravel.size == 0:  # nothing to sample
-            self._record(None)
+            self._record(None, None)
             return params
         state = self._state_at(params)
-        # No validation switch here: MCMC runs with validation off by default, and where a user
-        # turns it on, the ValueError a diverging trajectory raises becomes a rejection in
-        # value_and_grad.
-        proposal, log_accept_ratio = self.propose(state, self.step_size)
-        log_u = math.log(torch.rand((), dtype=torch.float64).item())
-        state, info = metropolis_hastings(state, proposal, log_accept_ratio, log_u)
-        new_params = self._ravel.unflatten(state.position)
+        proposal, log_accept_ratio = self.propose(state, self._adapter.step_size.unsqueeze(-1))
+        log_u = torch.rand(run.num_chains, dtype=state.position.dtype, device=state.position.device)
+        state, info = metropolis_hastings(state, proposal, log_accept_ratio, log_u.log())
+        batch_shape = (run.num_chains,) if run.vectorized else ()
+        new_params = self._ravel.unflatten(state.position, batch_shape)
         self._remember(state, new_params)
-        self._record(info, new_params)
+        self._record(info, state)
         return new_params
 
     def logging(self) -> OrderedDict:
-        """Step size and running mean acceptance probability, for Pyro's progress bar."""
-        mean = self._run.mean_accept_prob if self._run is not None else float("nan")
-        return OrderedDict([("step size", f"{self.step_size:.2e}"), ("acc. prob", f"{mean:.3f}")])
+        """Step size and running mean acceptance probability (over chains), for Pyro's bar."""
+        run = self._run or self._finished
+        mean = float(run.mean_accept_prob.mean()) if run is not None else float("nan")
+        step_size = self.step_size
+        if isinstance(step_size, Tensor):
+            step_size = float(step_size.mean())
+        return OrderedDict([("step size", f"{step_size:.2e}"), ("acc. prob", f"{mean:.3f}")])
 
-    def diagnostics(self) -> dict[str, Any]:
-        """Divergences (post-warmup iteration indices), acceptance rate, step size, cost counters.
-
-        ``"potential evaluations"`` counts every evaluation of the potential and
-        ``"gradient evaluations"`` those that also computed its gradient, each split into
-        ``"warmup"`` (setup and step-size searches included) and ``"sampling"``.
-        """
-        run = self._run
+    def chain_diagnostics(self) -> list[dict[str, Any]]:
+        """:meth:`diagnostics` of each chain of the batch, in order."""
+        run = self._run or self._finished
+        if run is None:
+            raise RuntimeError("no run to diagnose: call setup(warmup_steps, ...) first")
         num_samples = max(run.t - run.warmup_steps, 0)
-        return {
-            "divergences": list(run.divergences),
-            "acceptance rate": run.accepted / num_samples if num_samples else float("nan"),
-            "step size": self.step_size,
+        diverging = (
+            torch.stack(run.diverging, dim=1).cpu()
+            if run.diverging
+            else torch.zeros(run.num_chains, 0, dtype=torch.bool)
+        )
+        step_sizes = self._adapter.step_size.expand(run.num_chains).tolist()
+        accepted = run.accepted.tolist() if isinstance(run.accepted, Tensor) else [run.accepted]
+        evals = {
             "potential evaluations": {
                 "warmup": run.warmup_evals.potentials,
                 "sampling": run.sampling_evals.potentials,
@@ -399,6 +455,34 @@ class MHKernel(MCMCKernel):
                 "sampling": run.sampling_evals.gradients,
             },
         }
+        return [
+            {
+                "divergences": diverging[c].nonzero().flatten().tolist(),
+                "acceptance rate": accepted[c] / num_samples if num_samples else float("nan"),
+                "step size": step_sizes[c],
+                **{key: dict(value) for key, value in evals.items()},
+                **self._extra_diagnostics(),
+            }
+            for c in range(run.num_chains)
+        ]
+
+    def diagnostics(self) -> dict[str, Any]:
+        """Divergences (post-warmup iteration indices), acceptance rate, step size, cost counters.
+
+        ``"potential evaluations"`` counts every evaluation of the potential and
+        ``"gradient evaluations"`` those that also computed its gradient, each split into
+        ``"warmup"`` (setup and step-size searches included) and ``"sampling"``; a batched
+        evaluation counts once, as it is one evaluation for each chain. For a batch of several
+        chains, a dict keyed ``"chain 0"``, ``"chain 1"``, ... of these.
+        """
+        per_chain = self.chain_diagnostics()
+        if len(per_chain) == 1:
+            return per_chain[0]
+        return {f"chain {c}": d for c, d in enumerate(per_chain)}
+
+    def _extra_diagnostics(self) -> dict[str, Any]:
+        """Kernel-specific diagnostics, the same for every chain (subclasses add to it)."""
+        return {}
 
     # ------------------------------------------------------------------ helpers
 
@@ -408,28 +492,37 @@ class MHKernel(MCMCKernel):
         in_warmup = run.setting_up or run.t < run.warmup_steps
         return run.warmup_evals if in_warmup else run.sampling_evals
 
-    def _value_and_grad(self, q: Tensor) -> tuple[Tensor, Tensor]:
-        """:math:`(U(q), \\nabla U(q))`, counted."""
+    def _value_and_grad(self, q: Tensor, strict: bool = False) -> tuple[Tensor, Tensor]:
+        """:math:`(U(q), \\nabla U(q))` for every chain, counted.
+
+        A numerical fault in the batched evaluation is retried chain by chain, so that only the
+        faulty chains get NaN (and a rejection); ``strict`` raises it instead (at setup).
+        """
         counter = self._counter
         counter.potentials += 1
         counter.gradients += 1
-        return value_and_grad(self._flat_potential, q)
+        try:
+            return value_and_grad(self._batch_potential, q, catch=False)
+        except Exception as error:
+            if strict or not is_numerical_error(error):
+                raise
+        return value_and_grad(self._loop_potential, q)
 
-    def _potential(self, q: Tensor) -> Tensor:
-        """:math:`U(q)` alone, counted; a numerical fault gives NaN."""
+    def _potential(self, q: Tensor, strict: bool = False) -> Tensor:
+        """:math:`U(q)` alone for every chain, counted; a numerical fault gives NaN."""
         self._counter.potentials += 1
         with torch.no_grad():
             try:
-                return self._flat_potential(q).reshape(q.shape[:-1])
+                return self._batch_potential(q).reshape(q.shape[:-1])
             except Exception as error:
-                if not is_numerical_error(error):
+                if strict or not is_numerical_error(error):
                     raise
-                return torch.full_like(q[..., 0], float("nan"))
+            return self._loop_potential(q)
 
-    def _evaluate(self, q: Tensor) -> ChainState:
+    def _evaluate(self, q: Tensor, strict: bool = False) -> ChainState:
         if self.uses_gradient:
-            return ChainState(q, *self._value_and_grad(q))
-        return ChainState(q, self._potential(q), None)
+            return ChainState(q, *self._value_and_grad(q, strict))
+        return ChainState(q, self._potential(q, strict), None)
 
     def _state_at(self, params: Mapping[str, Tensor]) -> ChainState:
         """The state at ``params``: the remembered one if ``params`` is what we returned."""
@@ -437,71 +530,76 @@ class MHKernel(MCMCKernel):
         last = run.last_params
         if last is not None and all(params.get(n) is v for n, v in last.items()):
             return run.last
-        return self._evaluate(self._ravel.flatten(params).detach())
+        batch_shape = (run.num_chains,) if run.vectorized else ()
+        q = self._ravel.flatten(params, batch_shape).reshape(run.num_chains, -1)
+        return self._evaluate(q.detach())
 
     def _remember(self, state: ChainState, params: dict[str, Tensor]) -> None:
         self._run.last, self._run.last_params = state, params
 
     def _check_initial_state(self, state: ChainState) -> None:
-        if not bool(torch.isfinite(state.potential_energy)):
+        bad = ~torch.isfinite(state.potential_energy)
+        if bool(bad.any()):
+            values = state.potential_energy[bad].tolist()
+            where = "" if bad.numel() == 1 else f" for chains {bad.nonzero().flatten().tolist()}"
+            value = values[0] if len(values) == 1 else values
             raise ValueError(
-                f"the potential energy at the initial parameters is {float(state.potential_energy)}"
-                "; initial_params must be a point of finite log density"
+                f"the potential energy at the initial parameters is {value}{where}; "
+                "initial_params must be a point of finite log density"
             )
         if state.grad is not None and not bool(torch.isfinite(state.grad).all()):
-            bad = self._ravel.unflatten(~torch.isfinite(state.grad))
-            names = [name for name, mask in bad.items() if bool(mask.any())]
+            mask = self._ravel.unflatten(~torch.isfinite(state.grad).any(0))
+            names = [name for name, m in mask.items() if bool(m.any())]
             raise ValueError(
                 f"the gradient of the potential energy at the initial parameters is not finite "
                 f"for the site(s) {names}"
             )
 
-    def _record(self, info: StepInfo | None, params: dict[str, Tensor] | None = None) -> None:
+    def _record(self, info: StepInfo | None, state: ChainState | None) -> None:
         """Update counters and, during warmup, the adapter."""
         run = self._run
-        accepted, accept_prob = (True, 1.0) if info is None else (info.accepted, info.accept_prob)
         warmup = run.t < run.warmup_steps
-        if info is not None and info.diverging and not warmup:
-            run.divergences.append(run.t - run.warmup_steps)
-        if warmup and info is not None:
-            self._adapter.step(
-                run.t,
-                params,
-                torch.tensor(accept_prob),
-                None if run.last.grad is None else self._ravel.unflatten(run.last.grad),
-            )
+        if info is None:  # a model without latent sites: every step is accepted
+            ones = torch.ones(run.num_chains)
+            info = StepInfo(ones.bool(), ones, ones * 0, ones.bool() & False)
+        elif warmup:
+            self._adapter.step(run.t, state, info.accept_prob)
+        if not warmup:
+            run.accepted = run.accepted + info.accepted
+            run.diverging.append(info.diverging)
         run.t += 1
         n = run.t if run.t <= run.warmup_steps else run.t - run.warmup_steps
-        if not warmup:
-            run.accepted += accepted
-        run.mean_accept_prob += (accept_prob - run.mean_accept_prob) / n
+        run.mean_accept_prob = run.mean_accept_prob + (info.accept_prob - run.mean_accept_prob) / n
+        self.last_step_info = info
 
-    def _find_reasonable_step_size(self, params: Mapping[str, Tensor]) -> float:
-        """Double or halve the step size until one proposal's acceptance crosses the target.
+    def _find_reasonable_step_size(self, state: ChainState) -> Tensor:
+        """Double or halve each step size until one proposal's acceptance crosses the target.
 
         The heuristic of Hoffman & Gelman (2014, Algorithm 4), with the kernel's own proposal and
-        the kernel's target acceptance as the threshold.
+        target acceptance, for every chain at once (each chain stops when it crosses; with
+        ``chain_adaptation="pooled"`` the chains' harmonic-mean acceptance decides).
         """
-        state = self._state_at(params)
-        threshold = math.log(self.target_accept_prob)
-        step_size = self.step_size
+        adapter = self._adapter
+        step_size = adapter.step_size.clone()
 
-        def direction(eps: float) -> int:
-            log_r = float(self._trial_log_accept_ratio(state, eps))
-            return 1 if log_r > threshold else -1  # NaN counts as "too far"
+        def direction(eps: Tensor) -> Tensor:
+            log_r = self._trial_log_accept_ratio(state, eps.unsqueeze(-1))
+            accept_prob = torch.nan_to_num(log_r, nan=-math.inf).clamp(max=0.0).exp()
+            return torch.where(adapter.pool(accept_prob) > self.target_accept_prob, 1.0, -1.0)
 
         first = direction(step_size)
+        done = torch.zeros_like(step_size, dtype=torch.bool)
         for _ in range(100):
             candidate = step_size * 2.0**first
-            if not 1e-10 < candidate < 1e10:
-                break
-            step_size = candidate
-            if direction(step_size) != first:
+            done = done | (candidate <= 1e-10) | (candidate >= 1e10)
+            step_size = torch.where(done, step_size, candidate)
+            done = done | (direction(step_size) != first)
+            if bool(done.all()):
                 break
         return step_size
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        # A closure over the potential is rebuilt by setup(); do not ship it to workers.
-        state["_flat_potential"] = None
+        # Closures over the potential are rebuilt by setup(); do not ship them to workers.
+        state["_batch_potential"] = state["_loop_potential"] = None
         return state

@@ -99,6 +99,8 @@ class SimpleHMC(MHKernel):
         init_strategy=None,
         *,
         inverse_mass_matrix=None,
+        chain_adaptation: str = "per_chain",
+        batched_potential: bool = False,
         step_size_jitter: float = 0.0,
         num_steps_jitter: float = 0.0,
     ):
@@ -119,7 +121,6 @@ class SimpleHMC(MHKernel):
             self.trajectory_length = None
         self.step_size_jitter = check.unit_interval_right_open("step_size_jitter", step_size_jitter)
         self.num_steps_jitter = check.unit_interval_right_open("num_steps_jitter", num_steps_jitter)
-        kwargs: dict[str, Any] = {} if init_strategy is None else {"init_strategy": init_strategy}
         super().__init__(
             model,
             potential_fn,
@@ -133,36 +134,57 @@ class SimpleHMC(MHKernel):
             jit_options,
             ignore_jit_warnings,
             target_accept_prob,
+            init_strategy,
             inverse_mass_matrix=inverse_mass_matrix,
-            **kwargs,
+            chain_adaptation=chain_adaptation,
+            batched_potential=batched_potential,
         )
 
     @property
-    def num_steps(self) -> int:
-        """The number of leapfrog steps per iteration at the current step size."""
-        return self._num_steps_at(self.step_size)
+    def num_steps(self) -> int | Tensor:
+        """The mean number of leapfrog steps per iteration at the current step size (one per
+        chain when the chains have their own step sizes and the trajectory length is fixed)."""
+        return self._num_steps_at(self._adapter_step_size())
 
-    def _num_steps_at(self, step_size: float) -> int:
+    def _adapter_step_size(self) -> Tensor:
+        if self._adapter is None:
+            return torch.tensor([self._step_size])
+        return self._adapter.step_size
+
+    def _num_steps_at(self, step_size: Tensor) -> int | Tensor:
+        """:math:`L`, or :math:`\\lceil T/\\epsilon \rceil` per chain with a fixed length."""
         if self.fixed == "num_steps":
             return self._num_steps
-        return max(1, math.ceil(self.trajectory_length / step_size - 1e-9))
+        num_steps = torch.ceil(self.trajectory_length / step_size - 1e-9).clamp(min=1).long()
+        return int(num_steps) if num_steps.numel() == 1 else num_steps.flatten()
 
-    def _jittered(self, step_size: float) -> tuple[float, int]:
+    def _jittered(self, step_size: Tensor) -> tuple[Tensor, int | Tensor]:
+        """This iteration's step size (``(C, 1)`` or ``(1, 1)``) and number of steps.
+
+        The number of steps is drawn once for the whole batch, so no chain waits for another;
+        given it, the chains' moves are independent.
+        """
         num_steps = self._num_steps_at(step_size)
-        if self.step_size_jitter > 0:
-            step_size *= 1 + self.step_size_jitter * (2 * torch.rand(()).item() - 1)
         if self.num_steps_jitter > 0:
-            low = max(1, math.floor(num_steps * (1 - self.num_steps_jitter)))
-            high = max(low, math.ceil(num_steps * (1 + self.num_steps_jitter)))
-            num_steps = int(torch.randint(low, high + 1, ()).item())
+            u = torch.rand(()).item()
+            low = 1 - self.num_steps_jitter
+            num_steps = num_steps * (low + 2 * self.num_steps_jitter * u)
+            num_steps = (
+                max(1, math.ceil(num_steps))
+                if isinstance(num_steps, float)
+                else torch.ceil(num_steps).clamp(min=1).long()
+            )
+        if self.step_size_jitter > 0:
+            noise = 2 * torch.rand_like(step_size) - 1
+            step_size = step_size * (1 + self.step_size_jitter * noise)
         return step_size, num_steps
 
-    def propose(self, state: ChainState, step_size: float) -> tuple[ChainState, Tensor]:
+    def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         step_size, num_steps = self._jittered(step_size)
         return self._trajectory(state, step_size, num_steps)
 
     def _trajectory(
-        self, state: ChainState, step_size: float, num_steps: int
+        self, state: ChainState, step_size: Tensor, num_steps: int | Tensor
     ) -> tuple[ChainState, Tensor]:
         metric = self.metric
         p = metric.momentum_from_normal(torch.randn_like(state.position))
@@ -182,11 +204,10 @@ class SimpleHMC(MHKernel):
         )
         return ChainState(end.position, end.potential_energy, end.grad), log_accept_ratio
 
-    def _trial_log_accept_ratio(self, state: ChainState, step_size: float) -> Tensor:
+    def _trial_log_accept_ratio(self, state: ChainState, step_size: Tensor) -> Tensor:
         # As Stan and Pyro do, search the step size with a single leapfrog step.
         return self._trajectory(state, step_size, 1)[1]
 
-    def diagnostics(self) -> dict[str, Any]:
-        diagnostics = super().diagnostics()
-        diagnostics["num steps"] = self.num_steps
-        return diagnostics
+    def _extra_diagnostics(self) -> dict[str, Any]:
+        num_steps = self.num_steps
+        return {"num steps": num_steps if isinstance(num_steps, int) else num_steps.tolist()}

@@ -21,13 +21,13 @@ from ..metrics import Metric
 from .base import ChainState, MHKernel
 
 
-def langevin_mean(q: Tensor, grad: Tensor, step_size: float, metric: Metric) -> Tensor:
+def langevin_mean(q: Tensor, grad: Tensor, step_size: float | Tensor, metric: Metric) -> Tensor:
     r"""The mean of the Langevin proposal, :math:`q - \tfrac{\epsilon^2}{2} M^{-1}\nabla U(q)`."""
     return q - (0.5 * step_size**2) * metric.velocity(grad)
 
 
 def langevin_log_density(
-    q_to: Tensor, q_from: Tensor, grad_from: Tensor, step_size: float, metric: Metric
+    q_to: Tensor, q_from: Tensor, grad_from: Tensor, step_size: float | Tensor, metric: Metric
 ) -> Tensor:
     r""":math:`\log k(q_{to} \mid q_{from})` up to a constant that cancels in the ratio."""
     z = metric.whiten(q_to - langevin_mean(q_from, grad_from, step_size, metric)) / step_size
@@ -50,7 +50,7 @@ class MALA(MHKernel):
 
     default_target_accept_prob = 0.574
 
-    def propose(self, state: ChainState, step_size: float) -> tuple[ChainState, Tensor]:
+    def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         q, metric = state.position, self.metric
         noise = torch.randn_like(q)
         q_new = langevin_mean(q, state.grad, step_size, metric) + step_size * (

@@ -35,7 +35,7 @@ class RandomWalkMH(MHKernel):
     uses_gradient = False
     default_target_accept_prob = 0.234
 
-    def propose(self, state: ChainState, step_size: float) -> tuple[ChainState, Tensor]:
+    def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         noise = torch.randn_like(state.position)
         q_new = state.position + step_size * self.metric.position_from_normal(noise)
         proposal = ChainState(q_new, self._potential(q_new), None)
