@@ -40,6 +40,13 @@ def unit_interval_right_open(name: str, value: Any) -> float:
     return real
 
 
+def unit_interval(name: str, value: Any) -> float:
+    real = _as_real(value)
+    if real is None or not 0 <= real <= 1:
+        raise ValueError(f"{name} must be a number in [0, 1]; got {value!r}")
+    return real
+
+
 def positive_int(name: str, value: Any) -> int:
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name} must be an integer >= 1; got {value!r}")

@@ -208,11 +208,22 @@ class BatchMassMatrix:
             start += shape[0]
 
     def end_adaptation(self) -> None:
-        """Set each adapted block to its estimated covariance."""
-        self._store(
-            {names: welford.covariance() for names, welford in self._welford.items()},
-            {names: welford.dense for names, welford in self._welford.items()},
-        )
+        """Set each adapted block to its estimated covariance.
+
+        A chain whose estimate is not a valid matrix (draws that overflowed, in a chain that
+        diverged to infinity) keeps its previous one: one chain's fault never ends the batch.
+        """
+        matrices = {}
+        for names, welford in self._welford.items():
+            estimate, previous = welford.covariance(), self._inverse_mass_matrix[names]
+            if welford.dense:
+                valid = torch.linalg.cholesky_ex(estimate)[1] == 0
+                valid = valid & torch.isfinite(estimate).all(-1).all(-1)
+                matrices[names] = torch.where(valid[:, None, None], estimate, previous)
+            else:
+                valid = (torch.isfinite(estimate) & (estimate > 0)).all(-1, keepdim=True)
+                matrices[names] = torch.where(valid, estimate, previous)
+        self._store(matrices, {names: w.dense for names, w in self._welford.items()})
 
 
 class BatchWarmupAdapter(WarmupAdapter):

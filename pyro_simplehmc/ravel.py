@@ -57,6 +57,5 @@ class DictRavel:
             shape = (*batch, *self.shapes[0])
             return {self.names[0]: q if q.shape == shape else q.reshape(shape)}
         parts = torch.split(q, self.sizes, dim=-1)
-        return {
-            n: x.reshape((*batch, *s)) for n, x, s in zip(self.names, parts, self.shapes, strict=True)
-        }
+        pieces = zip(self.names, parts, self.shapes, strict=True)
+        return {n: x.reshape((*batch, *s)) for n, x, s in pieces}

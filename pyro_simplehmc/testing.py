@@ -483,3 +483,44 @@ def geweke_test(
         np.sqrt(se_mc**2 + se_sc**2),
         two_sided_z_threshold(alpha, len(names)),
     )
+
+
+# ---------------------------------------------------------------------------------- many chains
+
+
+def chain_independence_test(samples: Tensor | np.ndarray, *, alpha: float = 1e-3) -> ZTestResult:
+    r"""Check that chains run as a batch move independently of each other.
+
+    Each chain of a batch must make its own Metropolis-Hastings decisions: a batched step that
+    shares one uniform between chains, or accepts every chain when one accepts, still leaves each
+    chain's draws looking right on their own, but makes the chains accept and reject together.
+    For disjoint pairs of chains :math:`(a, b)`, with :math:`m_{c,t} = 1` when chain :math:`c`
+    moved at draw :math:`t`, the standardised product
+    :math:`f_t = (m_{a,t} - \bar m_a)(m_{b,t} - \bar m_b) / (s_a s_b)` has mean 0 when the chains
+    are independent; its MCSE comes from its ESS (:func:`arviz.ess`), as in
+    :func:`mcse_z_test`, and the threshold is Bonferroni-corrected over the pairs.
+
+    :param samples: draws of shape ``(chains, draws, ...)`` from one batched run, at least 2
+        chains.
+    :param float alpha: the family-wise false-alarm probability.
+    """
+    x = np.asarray(torch.as_tensor(samples).detach().double().cpu())
+    if x.ndim < 2 or x.shape[0] < 2 or x.shape[1] < 3:
+        raise ValueError(
+            f"samples must have shape (chains, draws, ...) with at least 2 chains and 3 draws; "
+            f"got {x.shape}"
+        )
+    _check_probability("alpha", alpha)
+    flat = x.reshape(x.shape[0], x.shape[1], -1)
+    moved = (flat[:, 1:] != flat[:, :-1]).any(-1).astype(float)
+    names, estimates, errors = [], [], []
+    for a in range(0, moved.shape[0] - 1, 2):
+        pair = moved[a : a + 2]
+        centred = pair - pair.mean(1, keepdims=True)
+        product = centred[0] * centred[1] / (centred.std(1).prod() + 1e-300)
+        names.append(f"chains ({a}, {a + 1})")
+        estimates.append(product.mean())
+        errors.append(_mcse_of_mean(product[None]))
+    threshold = two_sided_z_threshold(alpha, len(names))
+    zeros = np.zeros(len(names))
+    return ZTestResult(names, np.asarray(estimates), zeros, np.asarray(errors), threshold)

@@ -68,7 +68,7 @@ CASES = [
         "give num_steps or trajectory_length, not both",
     ),
     *[("step_size_jitter", v, HMC_ONLY, r"step_size_jitter must be .*\[0, 1\)") for v in (1, -0.1)],
-    *[("num_steps_jitter", v, HMC_ONLY, r"num_steps_jitter must be .*\[0, 1\)") for v in (1.0, 2)],
+    *[("num_steps_jitter", v, HMC_ONLY, r"num_steps_jitter must be .*\[0, 1\]") for v in (1.5, 2)],
 ]
 
 # Checks that need the sites: (kwargs, setup warmup_steps, pattern).

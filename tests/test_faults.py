@@ -43,7 +43,7 @@ def _faulty(kind: str):
                 raise torch.linalg.LinAlgError("not positive definite")
             if kind == "raise ValueError":
                 # Distribution validation's words: a numerical fault, not a bug.
-                raise ValueError("Expected value to be within the support, but found invalid values")
+                raise ValueError("Expected value within the support, but found invalid values")
             return u + (math.nan if kind == "nan" else math.inf)
         return u
 

@@ -115,6 +115,8 @@ class MHKernel(MCMCKernel):
     uses_gradient: bool = True
     #: The acceptance probability the adaptation aims for unless the user says otherwise.
     default_target_accept_prob: float = 0.8
+    #: The correction (a class attribute, so that a test can swap in a broken one).
+    mh_step = staticmethod(metropolis_hastings)
 
     def __init__(
         self,
@@ -297,8 +299,8 @@ class MHKernel(MCMCKernel):
                 kwargs,
                 transforms=self.transforms,
                 max_plate_nesting=self._max_plate_nesting,
-                # In a batch, the batched potential is what gets compiled.
-                jit_compile=self._jit_compile and not vectorized,
+                # With several chains, the batched potential is what gets compiled.
+                jit_compile=self._jit_compile and num_chains == 1,
                 jit_options=self._jit_options,
                 skip_jit_warnings=self._ignore_jit_warnings,
                 num_chains=num_chains,
@@ -333,7 +335,7 @@ class MHKernel(MCMCKernel):
         q0 = ravel.flatten(init, batch_shape).reshape(num_chains, ravel.size).to(like)
 
         self._loop_potential = potentials.loop_potential(chain_fn, ravel)
-        if not vectorized:
+        if num_chains == 1:  # Pyro's own potential, as for one chain outside a batch
             self._batch_potential = potentials.single_chain_potential(chain_fn, ravel)
         elif ravel.size > 0:
             run.potential_path, self._batch_potential = self._choose_potential(
@@ -415,8 +417,9 @@ class MHKernel(MCMCKernel):
             return params
         state = self._state_at(params)
         proposal, log_accept_ratio = self.propose(state, self._adapter.step_size.unsqueeze(-1))
-        log_u = torch.rand(run.num_chains, dtype=state.position.dtype, device=state.position.device)
-        state, info = metropolis_hastings(state, proposal, log_accept_ratio, log_u.log())
+        # One uniform per chain: chains that shared one would accept and reject together.
+        u = torch.rand(run.num_chains, dtype=state.position.dtype, device=state.position.device)
+        state, info = self.mh_step(state, proposal, log_accept_ratio, u.log())
         batch_shape = (run.num_chains,) if run.vectorized else ()
         new_params = self._ravel.unflatten(state.position, batch_shape)
         self._remember(state, new_params)
