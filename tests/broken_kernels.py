@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from pyro_simplehmc import MALA, SimpleHMC
+from pyro_simplehmc.integrators import IntegratorState
 from pyro_simplehmc.kernels.base import ChainState
 from pyro_simplehmc.kernels.hmc import hamiltonian
 
@@ -42,7 +43,7 @@ class HMCWithoutFinalHalfStep(SimpleHMC):
 
     def _trajectory(
         self, state: ChainState, step_size: float, num_steps: int
-    ) -> tuple[ChainState, Tensor]:
+    ) -> tuple[ChainState, Tensor, IntegratorState]:
         metric = self.metric
         p0 = metric.momentum_from_normal(torch.randn_like(state.position))
         q, p, grad = state.position, p0, state.grad
@@ -57,4 +58,5 @@ class HMCWithoutFinalHalfStep(SimpleHMC):
         log_accept_ratio = hamiltonian(state.potential_energy, p0, metric) - hamiltonian(
             potential_energy, -p, metric
         )
-        return ChainState(q, potential_energy, grad), log_accept_ratio
+        end = IntegratorState(q, p, potential_energy, grad)
+        return ChainState(q, potential_energy, grad), log_accept_ratio, end

@@ -413,17 +413,19 @@ class MHKernel(MCMCKernel):
         if run is None:
             raise RuntimeError("call setup(warmup_steps, ...) before sample(params)")
         if self._ravel.size == 0:  # nothing to sample
-            self._record(None, None)
+            self._record(None)
             return params
         state = self._state_at(params)
         proposal, log_accept_ratio = self.propose(state, self._adapter.step_size.unsqueeze(-1))
         # One uniform per chain: chains that shared one would accept and reject together.
         u = torch.rand(run.num_chains, dtype=state.position.dtype, device=state.position.device)
-        state, info = self.mh_step(state, proposal, log_accept_ratio, u.log())
+        new_state, info = self.mh_step(state, proposal, log_accept_ratio, u.log())
+        if run.t < run.warmup_steps:
+            self._adapt(run.t, state, proposal, info, new_state)
         batch_shape = (run.num_chains,) if run.vectorized else ()
-        new_params = self._ravel.unflatten(state.position, batch_shape)
-        self._remember(state, new_params)
-        self._record(info, state)
+        new_params = self._ravel.unflatten(new_state.position, batch_shape)
+        self._remember(new_state, new_params)
+        self._record(info)
         return new_params
 
     def logging(self) -> OrderedDict:
@@ -558,15 +560,20 @@ class MHKernel(MCMCKernel):
                 f"for the site(s) {names}"
             )
 
-    def _record(self, info: StepInfo | None, state: ChainState | None) -> None:
-        """Update counters and, during warmup, the adapter."""
+    def _adapt(
+        self, t: int, state: ChainState, proposal: ChainState, info: StepInfo, new: ChainState
+    ) -> None:
+        """Learn from warmup iteration ``t`` (from ``state``, ``proposal`` was made and ``new``
+        is where the chains went): the step size and mass matrix, by Stan's windows."""
+        self._adapter.step(t, new, info.accept_prob)
+
+    def _record(self, info: StepInfo | None) -> None:
+        """Update the counters."""
         run = self._run
         warmup = run.t < run.warmup_steps
         if info is None:  # a model without latent sites: every step is accepted
             ones = torch.ones(run.num_chains)
             info = StepInfo(ones.bool(), ones, ones * 0, ones.bool() & False)
-        elif warmup:
-            self._adapter.step(run.t, state, info.accept_prob)
         if not warmup:
             run.accepted = run.accepted + info.accepted
             run.diverging.append(info.diverging)

@@ -22,8 +22,9 @@ import torch
 from torch import Tensor
 
 from .. import _validation as check
-from ..integrators import leapfrog_flat
-from .base import ChainState, MHKernel
+from .. import chees
+from ..integrators import IntegratorState, leapfrog_flat
+from .base import ChainState, MHKernel, StepInfo
 
 
 def hamiltonian(potential_energy: Tensor, momentum: Tensor, metric) -> Tensor:
@@ -102,10 +103,11 @@ class SimpleHMC(MHKernel):
         init_strategy=None,
         *,
         inverse_mass_matrix=None,
-        chain_adaptation: str = "per_chain",
+        chain_adaptation: str | None = None,
         batched_potential: bool = False,
         step_size_jitter: float = 0.0,
         num_steps_jitter: float = 1.0,
+        adapt_trajectory_length: bool = False,
     ):
         if num_steps is not None and trajectory_length is not None:
             raise ValueError(
@@ -124,6 +126,21 @@ class SimpleHMC(MHKernel):
             self.trajectory_length = None
         self.step_size_jitter = check.unit_interval_right_open("step_size_jitter", step_size_jitter)
         self.num_steps_jitter = check.unit_interval("num_steps_jitter", num_steps_jitter)
+        self.adapt_trajectory_length = check.boolean(
+            "adapt_trajectory_length", adapt_trajectory_length
+        )
+        if adapt_trajectory_length and chain_adaptation not in (None, "pooled"):
+            raise ValueError(
+                "adapt_trajectory_length=True adapts one step size and one trajectory length "
+                'shared by the chains: chain_adaptation must be "pooled" (or left out); '
+                f"got {chain_adaptation!r}"
+            )
+        if chain_adaptation is None:
+            chain_adaptation = "pooled" if adapt_trajectory_length else "per_chain"
+        #: The state of ChEES trajectory-length adaptation (``adapt_trajectory_length=True``).
+        self.chees: chees.ChEESState | None = None
+        # This iteration's jitter and length, and the velocity at the proposal, for ChEES.
+        self._chees_step: tuple[float, float, Tensor | None] | None = None
         super().__init__(
             model,
             potential_fn,
@@ -161,12 +178,46 @@ class SimpleHMC(MHKernel):
         num_steps = torch.ceil(self.trajectory_length / step_size - 1e-9).clamp(min=1).long()
         return int(num_steps) if num_steps.numel() == 1 else num_steps.flatten()
 
+    @property
+    def adapted_trajectory_length(self) -> float | None:
+        """The trajectory length :math:`T` that ChEES adapted (what sampling uses), or ``None``."""
+        state = self.chees
+        return None if state is None else math.exp(state.log_length_average)
+
+    def _setup(self, warmup_steps, num_chains, args, kwargs) -> None:
+        if self.adapt_trajectory_length and (num_chains is None or num_chains < 2):
+            raise ValueError(
+                "adapt_trajectory_length=True needs at least 2 chains run as a batch, for the "
+                "cross-chain means of ChEES: use pyro_simplehmc.MCMC(..., num_chains=C, "
+                f'chain_method="vectorized") with C >= 2; got num_chains={num_chains}'
+            )
+        super()._setup(warmup_steps, num_chains, args, kwargs)
+        if self.adapt_trajectory_length:
+            # As ChEES prescribes: the harmonic mean, so that a stuck chain pulls the step down.
+            self._adapter.pooled_statistic = "harmonic"
+            start = self.trajectory_length or float(self._adapter.step_size)
+            self.chees = chees.init(start)
+
+    def _chees_length(self, step_size: Tensor) -> tuple[int, float, float]:
+        r"""ChEES: :math:`L = \lceil u_t T / \epsilon \rceil` with :math:`u_t` from a Halton
+        sequence, the same for all chains; the iterate during warmup, the average after."""
+        run = self._run
+        state = self.chees
+        warmup = run.t < run.warmup_steps
+        length = math.exp(state.log_length if warmup else state.log_length_average)
+        jitter = chees.halton(run.t + 1)
+        return max(1, math.ceil(jitter * length / float(step_size))), jitter, length
+
     def _jittered(self, step_size: Tensor) -> tuple[Tensor, int | Tensor]:
         """This iteration's step size (``(C, 1)`` or ``(1, 1)``) and number of steps.
 
         The number of steps is drawn once for the whole batch, so no chain waits for another;
         given it, the chains' moves are independent.
         """
+        if self.chees is not None:
+            num_steps, jitter, length = self._chees_length(step_size)
+            self._chees_step = (jitter, length, None)
+            return step_size, num_steps
         num_steps = self._num_steps_at(step_size)
         if self.num_steps_jitter > 0:
             u = torch.rand(()).item()
@@ -184,11 +235,15 @@ class SimpleHMC(MHKernel):
 
     def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         step_size, num_steps = self._jittered(step_size)
-        return self._trajectory(state, step_size, num_steps)
+        proposal, log_accept_ratio, end = self._trajectory(state, step_size, num_steps)
+        if self._chees_step is not None:  # ChEES learns from where the trajectory went
+            jitter, length, _ = self._chees_step
+            self._chees_step = (jitter, length, self.metric.velocity(end.momentum))
+        return proposal, log_accept_ratio
 
     def _trajectory(
         self, state: ChainState, step_size: Tensor, num_steps: int | Tensor
-    ) -> tuple[ChainState, Tensor]:
+    ) -> tuple[ChainState, Tensor, IntegratorState]:
         metric = self.metric
         p = metric.momentum_from_normal(torch.randn_like(state.position))
         end = leapfrog_flat(
@@ -205,12 +260,32 @@ class SimpleHMC(MHKernel):
         log_accept_ratio = hamiltonian(state.potential_energy, p, metric) - hamiltonian(
             end.potential_energy, p_end, metric
         )
-        return ChainState(end.position, end.potential_energy, end.grad), log_accept_ratio
+        return ChainState(end.position, end.potential_energy, end.grad), log_accept_ratio, end
+
+    def _adapt(
+        self, t: int, state: ChainState, proposal: ChainState, info: StepInfo, new: ChainState
+    ) -> None:
+        chees_step, self._chees_step = self._chees_step, None
+        super()._adapt(t, state, proposal, info, new)
+        if chees_step is not None:
+            jitter, length, velocity = chees_step
+            gradient = chees.chees_gradient(
+                state.position,
+                proposal.position,
+                velocity,
+                info.accept_prob,
+                info.diverging,
+                jitter,
+                length,
+            )
+            chees.update(self.chees, gradient, float(self._adapter.step_size))
 
     def _trial_log_accept_ratio(self, state: ChainState, step_size: Tensor) -> Tensor:
         # As Stan and Pyro do, search the step size with a single leapfrog step.
         return self._trajectory(state, step_size, 1)[1]
 
     def _extra_diagnostics(self) -> dict[str, Any]:
+        if self.chees is not None:
+            return {"trajectory length": self.adapted_trajectory_length}
         num_steps = self.num_steps
         return {"num steps": num_steps if isinstance(num_steps, int) else num_steps.tolist()}
