@@ -91,6 +91,27 @@ def batched_user_potential(potential_fn: Callable, ravel: DictRavel) -> BatchedP
     return potential
 
 
+def model_potential(model: Callable, model_args: tuple, model_kwargs: Mapping, transforms: Mapping):
+    """The one-chain potential of ``model`` (a dict of unconstrained sites in), as Pyro's own but
+    without its enumeration wrapper, which reads ``tensor.data`` and so cannot be vmapped.
+
+    For models without enumerated discrete sites it is the same function.
+    """
+
+    def potential(params: Mapping[str, Tensor]) -> Tensor:
+        constrained = {name: transforms[name].inv(value) for name, value in params.items()}
+        trace = poutine.trace(poutine.condition(model, constrained)).get_trace(
+            *model_args, **model_kwargs
+        )
+        log_joint = trace.log_prob_sum()
+        for name, value in params.items():
+            jacobian = transforms[name].log_abs_det_jacobian(constrained[name], value)
+            log_joint = log_joint - jacobian.sum()
+        return -log_joint
+
+    return potential
+
+
 def _per_chain(term: Tensor, num_chains: int, chain_dim: int) -> Tensor:
     """Sum a log-density term over everything but the chain dimension (at ``chain_dim`` < 0).
 
@@ -220,6 +241,13 @@ def choose_potential(
             continue
         why = _agrees(checked, reference, probe)
         if why is None:
+            if reasons:
+                warnings.warn(
+                    f"evaluating the potential of all chains with {name}, not with the faster "
+                    "path(s) before it, because " + "; ".join(reasons),
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
             return name, build(q.shape[0])
         reasons.append(f"{name}: {why}")
     warnings.warn(

@@ -29,6 +29,7 @@ def fixed_hmc(potential_fn):
         potential_fn=potential_fn,
         step_size=0.25,
         num_steps=STEPS,
+        num_steps_jitter=0.0,
         adapt_step_size=False,
         adapt_mass_matrix=False,
     )

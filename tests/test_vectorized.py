@@ -234,20 +234,30 @@ def matmul_truth():
     return cov @ design.T @ torch.tensor([1.0, 0.0, 2.0], dtype=torch.float64), cov
 
 
+def item_model():
+    """Python control flow on a sample's value: neither a plate nor vmap can batch it."""
+    x = pyro.sample("x", dist.Normal(torch.zeros(3), 1.0).to_event(1))
+    scale = 0.5 if x.sum().item() > -math.inf else 1.0  # .item(): vmap refuses it
+    pyro.factor("extra", -scale * (x**2).sum())
+
+
 @pytest.mark.parametrize(
-    "model, truth",
+    "model, path, truth",
     [
-        (factor_model, (torch.zeros(3), 0.5 * torch.eye(3))),
-        (matmul_model, matmul_truth()),
+        (factor_model, "vmap", (torch.zeros(3), 0.5 * torch.eye(3))),
+        (matmul_model, "vmap", matmul_truth()),
+        (item_model, "loop", (torch.zeros(3), 0.5 * torch.eye(3))),
     ],
-    ids=["factor", "matmul"],
+    ids=["factor", "matmul", "item"],
 )
-def test_models_wrong_under_a_plate_are_detected_and_still_correct(model, truth):
-    with pytest.warns(RuntimeWarning, match="chain by chain") as record:
+def test_models_wrong_under_a_plate_are_detected_and_still_correct(model, path, truth):
+    with pytest.warns(RuntimeWarning, match="because") as record:
         mcmc = run(SimpleHMC(model), num_chains=4, num_samples=500, warmup_steps=200)
-    assert mcmc.kernel.potential_path == "loop"
+    assert mcmc.kernel.potential_path == path
     message = str(record[0].message)
-    assert "plate" in message and "vmap" in message  # says why each faster path was refused
+    assert "plate:" in message  # says why the faster path was refused
+    if path == "loop":
+        assert "chain by chain" in message and "vmap:" in message
     x = mcmc.get_samples(group_by_chain=True)["x"]
     result = mcse_z_test(x, *truth)
     assert result.passed, result

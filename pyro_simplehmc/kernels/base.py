@@ -371,7 +371,11 @@ class MHKernel(MCMCKernel):
                     ),
                 )
             )
-        candidates.append(("vmap", lambda n: potentials.vmap_potential(chain_fn, ravel)))
+        if self.model is not None and not enumerated:
+            vmappable = potentials.model_potential(self.model, args, kwargs, self.transforms)
+        else:
+            vmappable = chain_fn
+        candidates.append(("vmap", lambda n: potentials.vmap_potential(vmappable, ravel)))
         path, potential = potentials.choose_potential(candidates, self._loop_potential, q0)
         if self._jit_compile:
             potential = potentials.jit_compiled(potential, q0, self._jit_options)
