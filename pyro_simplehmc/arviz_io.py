@@ -27,6 +27,9 @@ from . import _validation as check
 #: Reserved dimension names of draws.
 SAMPLE_DIMS = ("chain", "draw")
 
+#: Per-draw statistic names of Pyro/NumPyro kernels → ArviZ's names (others are kept as given).
+_ARVIZ_NAMES = {"accept_prob": "acceptance_rate", "num_steps": "n_steps"}
+
 #: Kernel diagnostics counted per chain → the ``sample_stats`` variable (dims ``chain``) that
 #: holds their sampling-phase count; the warmup count goes to the same name + ``"_warmup"``.
 _CHAIN_COUNTERS = {
@@ -63,8 +66,9 @@ def from_pyro(
     - ``log_likelihood``: with ``log_likelihood=True``, the pointwise log-density of each observed
       site at each draw (one more pass over the draws).
 
-    Per-draw statistics hooks (names are used as given; ArviZ's names are ``acceptance_rate``,
-    ``energy_error``, ``step_size``, ``n_steps``, ``lp``, ``energy``):
+    Per-draw statistics hooks (``accept_prob`` becomes ArviZ's ``acceptance_rate`` and
+    ``num_steps`` ``n_steps``; other names are kept as given, e.g. ``energy_error``,
+    ``step_size``):
 
     - ``mcmc.sample_stats``: a dict of arrays shaped ``(chain, draw)`` (e.g. from a run that
       batches its chains);
@@ -212,7 +216,7 @@ def _sample_stats(mcmc: Any, num_chains: int, num_draws: int) -> Any:
                     f"kernel diagnostics 'sample stats'[{name!r}] must have one value per draw, "
                     f"shape ({num_draws},); got {[row.shape for row in rows]}"
                 )
-            per_draw[name] = np.stack(rows)
+            per_draw[_ARVIZ_NAMES.get(name, name)] = np.stack(rows)
 
     hooked = getattr(mcmc, "sample_stats", None)
     if hooked is not None:
@@ -228,7 +232,7 @@ def _sample_stats(mcmc: Any, num_chains: int, num_draws: int) -> Any:
                     f"mcmc.sample_stats[{name!r}] must have shape (chain, draw) = "
                     f"({num_chains}, {num_draws}); got {value.shape}"
                 )
-            per_draw[str(name)] = value
+            per_draw[_ARVIZ_NAMES.get(str(name), str(name))] = value
 
     dataset = compat.dict_to_dataset(per_draw, library=pyro)
     per_chain = _per_chain_stats(diagnostics)

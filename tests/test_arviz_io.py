@@ -269,8 +269,25 @@ def test_vectorized_run():
     mcmc.run(Y, SIGMA)
     data = from_pyro(mcmc, coords=COORDS, dims=DIMS, log_likelihood=True)
     posterior = compat.group(data, "posterior")
-    assert posterior["theta"].shape == (3, 30, 8)
-    assert compat.group(data, "sample_stats")["diverging"].shape == (3, 30)
+    samples = mcmc.get_samples(group_by_chain=True)
+    np.testing.assert_array_equal(posterior["mu"].values, samples["mu"].numpy())
+    theta = samples["mu"][..., None] + samples["tau"][..., None] * samples["theta_trans"]
+    np.testing.assert_allclose(posterior["theta"].values, theta.numpy(), rtol=1e-6)
+    assert compat.group(data, "log_likelihood")["y"].shape == (3, 30, 8)
+    # The run's per-draw statistics, under ArviZ's names.
+    stats = compat.group(data, "sample_stats")
+    for name, arviz_name in [
+        ("accept_prob", "acceptance_rate"),
+        ("diverging", "diverging"),
+        ("energy_error", "energy_error"),
+        ("step_size", "step_size"),
+    ]:
+        assert stats[arviz_name].dims == ("chain", "draw")
+        np.testing.assert_array_equal(stats[arviz_name].values, mcmc.sample_stats[name].numpy())
+    # Accepted draws moved, rejected ones repeat the previous draw.
+    moved = np.diff(samples["mu"].numpy(), axis=1) != 0
+    assert 0 < moved.mean() < 1
+    assert np.all(stats["acceptance_rate"].values[:, 1:][moved] > 0)
 
 
 # ---------------------------------------------------------------------------- bad input
