@@ -98,48 +98,49 @@ def from_pyro(
 
     posterior = {name: _numpy(value) for name, value in samples.items()}
     observed: dict[str, np.ndarray] = {}
+    deterministic: dict[str, tuple[int, ...]] = {}
+    missing: list[str] = []
     if sites is not None:
         observed = {name: _numpy(value) for name, value in sites["observed"].items()}
         missing = [name for name in sites["latent"] if name not in samples]
-        if sites["deterministic"]:
-            if missing:
-                warnings.warn(
-                    f"from_pyro: deterministic sites {sorted(sites['deterministic'])} left out: "
-                    f"the run kept no draws of the latent sites {missing}",
-                    stacklevel=2,
-                )
-            else:
-                replayed = _replay(model, args, kwargs, samples, num_chains, num_draws)
-                posterior.update(
-                    {name: replayed(name, "value") for name in sites["deterministic"]}
-                )
+        deterministic = sites["deterministic"]
+        if deterministic and missing:
+            warnings.warn(
+                f"from_pyro: deterministic sites {sorted(deterministic)} left out: the run "
+                f"kept no draws of the latent sites {missing}",
+                stacklevel=2,
+            )
+            deterministic = {}
+    if log_likelihood and sites is None:
+        raise ValueError(
+            "log_likelihood=True needs a model: this run's kernel was built from a "
+            "potential_fn, which has no observed sites"
+        )
+    if log_likelihood and missing:
+        raise ValueError(
+            f"log_likelihood=True needs draws of every latent site; the run kept none of "
+            f"{missing} (save_params, or discrete sites enumerated out)"
+        )
 
+    # Checked before the replay, which is the costly part.
     shapes = {name: value.shape[2:] for name, value in posterior.items()}
+    shapes.update(deterministic)
     shapes.update({name: value.shape for name, value in observed.items()})
     _check_coords_dims(coords, dims, shapes)
 
+    replayed = None
+    if deterministic or (log_likelihood and observed):
+        replayed = _replay(model, args, kwargs, samples, num_chains, num_draws)
+    posterior.update({name: replayed(name, "value") for name in deterministic})
     groups = {
         "posterior": compat.dict_to_dataset(posterior, library=pyro, coords=coords, dims=dims),
         "sample_stats": _sample_stats(mcmc, num_chains, num_draws),
     }
-    if log_likelihood:
-        if sites is None:
-            raise ValueError(
-                "log_likelihood=True needs a model: this run's kernel was built from a "
-                "potential_fn, which has no observed sites"
-            )
-        missing = [name for name in sites["latent"] if name not in samples]
-        if missing:
-            raise ValueError(
-                f"log_likelihood=True needs draws of every latent site; the run kept none of "
-                f"{missing} (save_params, or discrete sites enumerated out)"
-            )
-        if observed:
-            replayed = _replay(model, args, kwargs, samples, num_chains, num_draws)
-            pointwise = {name: replayed(name, "log_prob") for name in observed}
-            groups["log_likelihood"] = compat.dict_to_dataset(
-                pointwise, library=pyro, coords=coords, dims=dims, skip_event_dims=True
-            )
+    if log_likelihood and observed:
+        pointwise = {name: replayed(name, "log_prob") for name in observed}
+        groups["log_likelihood"] = compat.dict_to_dataset(
+            pointwise, library=pyro, coords=coords, dims=dims, skip_event_dims=True
+        )
     if observed:
         groups["observed_data"] = compat.dict_to_dataset(
             observed, library=pyro, coords=coords, dims=dims, sample_dims=()
@@ -289,16 +290,18 @@ def _per_chain_stats(diagnostics: list[dict]) -> dict[str, np.ndarray]:
 
 
 def _model_sites(model: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Names of the latent and deterministic sites, and the observed values, from one trace of
-    the model (run under a forked RNG, so the caller's random stream is untouched)."""
+    """Names of the latent sites, shapes of the deterministic ones, and the observed values, from
+    one trace of the model (run under a forked RNG, so the caller's random stream is untouched)."""
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         trace = prune_subsample_sites(poutine.trace(model).get_trace(*args, **kwargs))
-    latent, deterministic, observed = [], [], {}
+    latent: list[str] = []
+    deterministic: dict[str, tuple[int, ...]] = {}
+    observed: dict[str, torch.Tensor] = {}
     for name, site in trace.nodes.items():
         if site["type"] != "sample" or site["infer"].get("_do_not_trace"):
             continue
         if site["infer"].get("_deterministic"):
-            deterministic.append(name)
+            deterministic[name] = tuple(site["value"].shape)
         elif site["is_observed"]:
             observed[name] = site["value"]
         else:

@@ -348,3 +348,22 @@ def test_log_likelihood_argument():
         from_pyro(mcmc, log_likelihood=True)
     with pytest.raises(ValueError, match="log_likelihood must be True or False"):
         from_pyro(mcmc, log_likelihood="yes")
+
+
+def test_run_that_kept_only_some_sites():
+    """``save_params`` keeps some latent sites: deterministic sites cannot be replayed (a
+    warning says so) and the log-likelihood cannot be computed (an error says so)."""
+    pyro.set_rng_seed(0)
+    mcmc = MCMC(
+        SimpleHMC(eight_schools, num_steps=3),
+        num_samples=10,
+        warmup_steps=10,
+        save_params=["mu", "tau"],
+        disable_progbar=True,
+    )
+    mcmc.run(Y, SIGMA)
+    with pytest.warns(UserWarning, match=r"deterministic sites \['theta'\] left out"):
+        data = from_pyro(mcmc)
+    assert set(compat.group(data, "posterior").data_vars) == {"mu", "tau"}
+    with pytest.raises(ValueError, match=r"log_likelihood=True needs draws of every latent"):
+        from_pyro(mcmc, log_likelihood=True)
