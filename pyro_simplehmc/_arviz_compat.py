@@ -24,6 +24,10 @@ import xarray as xr
 #: True under arviz 1.x (``DataTree`` results), False under 0.x (``InferenceData``).
 ARVIZ_1: bool = int(az.__version__.split(".")[0]) >= 1
 
+#: xarray's DataTree (xarray >= 2024.10, which arviz 1.x requires; older arviz 0.x installs may
+#: have an older xarray without it).
+_DataTree = getattr(xr, "DataTree", ())
+
 #: The columns of :func:`summary`: those that both arviz 0.x and 1.x compute the same way.
 SUMMARY_COLUMNS = ("mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 
@@ -75,14 +79,14 @@ def from_datasets(groups: Mapping[str, xr.Dataset]) -> Any:
 
 def group(data: Any, name: str) -> xr.Dataset:
     """The dataset of group ``name`` of an ``InferenceData`` or a ``DataTree``."""
-    if isinstance(data, xr.DataTree):
+    if isinstance(data, _DataTree):
         return data[name].to_dataset()
     return getattr(data, name)
 
 
 def groups(data: Any) -> list[str]:
     """The names of the groups of an ``InferenceData`` or a ``DataTree``."""
-    if isinstance(data, xr.DataTree):
+    if isinstance(data, _DataTree):
         return list(data.children)
     return list(data.groups())
 
