@@ -63,7 +63,7 @@ def run(kernel, *args, num_chains=2, num_samples=40, warmup_steps=30, seed=0):
 
 @pytest.fixture(scope="module")
 def hmc_run():
-    return run(SimpleHMC(eight_schools, num_steps=5), Y, SIGMA)
+    return run(SimpleHMC(eight_schools, num_steps=5, num_steps_jitter=0.0), Y, SIGMA)
 
 
 @pytest.fixture(scope="module")
