@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from pyro.infer import MCMC
 from torch import Tensor
 
-from pyro_simplehmc import ChainState, MHKernel
+from pyro_simplehmc import ChainState, MHKernel, from_pyro
 
 
 class BarkerMH(MHKernel):
@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     )
     mcmc.run()
     samples = mcmc.get_samples(group_by_chain=True)
-    posterior = az.from_dict(posterior={k: v.numpy() for k, v in samples.items()})
+    posterior = from_pyro(mcmc)
     summary = az.summary(posterior, kind="all", round_to="none")
     print(summary[["mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "r_hat"]].round(3))
     diagnostics = mcmc.diagnostics()

@@ -4,8 +4,9 @@ The model is the non-centred eight-schools model (Rubin, 1981; as in posteriordb
 ``eight_schools_noncentered``). The same ``pyro.infer.MCMC`` call runs it with
 :class:`~pyro_simplehmc.RandomWalkMH`, :class:`~pyro_simplehmc.MALA`,
 :class:`~pyro_simplehmc.SimpleHMC` and Pyro's own :class:`~pyro.infer.NUTS`; only the kernel
-changes. arviz summarises each run, and the summaries are printed side by side with the cost of
-each run in evaluations of the model.
+changes. :func:`pyro_simplehmc.from_pyro` converts each run for arviz (0.x or 1.x), arviz
+summarises it, and the summaries are printed side by side with the cost of each run in
+evaluations of the model.
 
 Run ``python examples/swap_kernels.py [--quick] [--out DIR] [--seed S]``; writes
 ``swap_kernels.png`` (a forest plot of the four posteriors).
@@ -27,7 +28,8 @@ import pyro.distributions as dist
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
+from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC, from_pyro
+from pyro_simplehmc._arviz_compat import plot_forest  # the same figure on arviz 0.x and 1.x
 
 Y = torch.tensor([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
 SIGMA = torch.tensor([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])
@@ -43,7 +45,8 @@ def eight_schools(y: torch.Tensor, sigma: torch.Tensor) -> None:
     tau = pyro.sample("tau", dist.HalfCauchy(5.0))
     with pyro.plate("schools", len(y)):
         theta_trans = pyro.sample("theta_trans", dist.Normal(0.0, 1.0))
-        pyro.sample("y", dist.Normal(mu + tau * theta_trans, sigma), obs=y)
+        theta = pyro.deterministic("theta", mu + tau * theta_trans)
+        pyro.sample("y", dist.Normal(theta, sigma), obs=y)
 
 
 KERNELS = {
@@ -74,12 +77,12 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
             disable_progbar=True,
         )
         mcmc.run(Y, SIGMA)
-        draws = {k: v.numpy() for k, v in mcmc.get_samples(group_by_chain=True).items()}
-        draws["theta"] = draws["mu"][..., None] + draws["tau"][..., None] * draws["theta_trans"]
-        posterior = az.from_dict(posterior=draws)
+        evaluations = MODEL_CALLS["count"]  # before from_pyro, which replays the model once
+        posterior = from_pyro(mcmc)
         posteriors[name] = posterior
-        summary = az.summary(posterior, var_names=["mu", "tau", "theta"], kind="all")
-        evaluations = MODEL_CALLS["count"]
+        summary = az.summary(
+            posterior, var_names=["mu", "tau", "theta"], kind="all", round_to="none"
+        )
         for param in ["mu", "tau", "theta[0]"]:
             row = summary.loc[param]
             rows.append(
@@ -101,14 +104,7 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     with pd.option_context("display.width", 120, "display.precision", 2):
         print(table)
 
-    axes = az.plot_forest(
-        list(posteriors.values()),
-        model_names=list(posteriors),
-        var_names=["mu", "tau", "theta"],
-        combined=True,
-        figsize=(8, 7),
-    )
-    fig = axes.ravel()[0].figure
+    fig = plot_forest(posteriors, var_names=["mu", "tau", "theta"], prob=0.94, figsize=(8, 7))
     fig.suptitle("eight schools: 94% intervals from each kernel", fontsize=11)
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "swap_kernels.png", dpi=80)
