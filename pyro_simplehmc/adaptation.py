@@ -85,9 +85,7 @@ class BatchWelford:
         count = x.shape[0]
         batch_mean = x.mean(0)
         centred = x - batch_mean
-        batch_m2 = (
-            centred.mT @ centred if self.dense else (centred * centred).sum(0)
-        )
+        batch_m2 = centred.mT @ centred if self.dense else (centred * centred).sum(0)
         total = self.n_samples + count
         delta = batch_mean - self._mean
         self._mean = self._mean + delta * (count / total)
@@ -158,7 +156,8 @@ class BatchMassMatrix:
 
     @property
     def inverse_mass_matrix(self) -> dict[tuple[str, ...], Tensor]:
-        """A dict keyed by tuples of site names, each block shaped ``(B, d)`` or ``(B, d, d)``.
+        """A dict keyed by tuples of site names, each block shaped ``(d,)`` or ``(d, d)``, with a
+        leading dimension of one matrix per chain when the chains have their own.
 
         Setting it takes one matrix per block, shared by the chains."""
         return self._inverse_mass_matrix
@@ -181,12 +180,23 @@ class BatchMassMatrix:
                     f"inverse_mass_matrix block {names!r} must have shape ({size},) or "
                     f"({size}, {size}); got {tuple(matrix.shape)}"
                 )
-            matrices[names] = matrix.detach().expand(self.num_matrices, *matrix.shape)
+            matrices[names] = matrix.detach()
             dense[names] = matrix.dim() == 2
         self._store(matrices, dense)
 
     def _store(self, matrices: Mapping[tuple[str, ...], Tensor], dense: Mapping) -> None:
-        """Replace blocks by batched ones, ``(B, d)`` (diagonal) or ``(B, d, d)`` (dense)."""
+        """Replace blocks: ``(B, d)`` (diagonal) or ``(B, d, d)`` (dense) with one matrix per
+        chain, or one matrix for all chains (``B`` = 1), stored without the leading dimension,
+        which then broadcasts over any batch of chains (and over none)."""
+        shaped = {}
+        for names, matrix in matrices.items():
+            matrix_ndim = 2 if dense[names] else 1
+            if self.num_matrices == 1 and matrix.dim() > matrix_ndim:
+                matrix = matrix[0]  # one for all chains: no chain dimension
+            elif self.num_matrices > 1 and matrix.dim() == matrix_ndim:
+                matrix = matrix.expand(self.num_matrices, *matrix.shape)  # one per chain
+            shaped[names] = matrix
+        matrices = shaped
         merged = {**self._inverse_mass_matrix, **matrices}
         flags = {**self._dense, **dense}
         known = list(self.blocks)

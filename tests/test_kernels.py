@@ -154,7 +154,7 @@ def test_mala_is_one_step_hmc():
             **FIXED,
             **kw,
         )
-        for cls, kw in [(MALA, {}), (SimpleHMC, {"num_steps": 1})]
+        for cls, kw in [(MALA, {}), (SimpleHMC, {"num_steps": 1, "num_steps_jitter": 0.0})]
     ]
     outs = []
     for kernel in kernels:
@@ -279,7 +279,9 @@ def test_dtypes(cls, dtype):
 
 
 def test_fixed_length_cost_accounting():
-    kernel = SimpleHMC(potential_fn=gaussian_potential, step_size=0.1, num_steps=7, **FIXED)
+    kernel = SimpleHMC(
+        potential_fn=gaussian_potential, step_size=0.1, num_steps=7, num_steps_jitter=0.0, **FIXED
+    )
     diag = run(
         kernel,
         num_samples=40,
@@ -351,7 +353,7 @@ def test_divergences_are_post_warmup_indices():
 
 
 def test_chain_state_is_reused_not_recomputed():
-    kernel = SimpleHMC(potential_fn=gaussian_potential, num_steps=3, **FIXED)
+    kernel = SimpleHMC(potential_fn=gaussian_potential, num_steps=3, num_steps_jitter=0.0, **FIXED)
     kernel.initial_params = {"x": torch.zeros(2, dtype=torch.float64)}
     kernel.setup(0)
     params = kernel.initial_params

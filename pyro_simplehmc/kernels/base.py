@@ -245,11 +245,7 @@ class MHKernel(MCMCKernel):
         """
         if self._adapter is None:
             return None
-        matrices = self.mass_matrix_adapter.inverse_mass_matrix
-        run = self._run or self._finished
-        if run.vectorized and self.mass_matrix_adapter.num_matrices > 1:
-            return dict(matrices)
-        return {names: m[0] for names, m in matrices.items()}
+        return dict(self.mass_matrix_adapter.inverse_mass_matrix)
 
     @property
     def mass_matrix_adapter(self) -> BatchMassMatrix | None:
