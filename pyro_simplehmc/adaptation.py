@@ -251,7 +251,8 @@ class BatchWarmupAdapter(WarmupAdapter):
 
     - the shrinkage point is the step size found by the search, not ten times it (the larger
       point makes NUTS try long trajectories first; here it only makes early proposals fail);
-    - ``gamma`` is 0.2 instead of 0.05, which damps the iterates around that point;
+    - ``gamma`` is 0.2 instead of 0.05 (``dual_averaging_gamma``; SimpleHMC uses 0.5), which
+      damps the iterates around that point;
     - the final buffer (step size only, after the last mass-matrix window) is a fifth of the
       warmup instead of 50 iterations.
 
@@ -262,17 +263,24 @@ class BatchWarmupAdapter(WarmupAdapter):
 
     :param str chain_adaptation: ``"per_chain"`` or ``"pooled"``.
     :param int num_chains: the number of chains in the batch.
+    :param float dual_averaging_gamma: how strongly dual averaging pulls its iterates towards
+        the shrinkage point.
     """
 
-    gamma = 0.2
-
-    def __init__(self, *args, chain_adaptation: str = "per_chain", num_chains: int = 1, **kwargs):
+    def __init__(
+        self,
+        *args,
+        chain_adaptation: str = "per_chain",
+        num_chains: int = 1,
+        dual_averaging_gamma: float = 0.2,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.pooled = chain_adaptation == "pooled"
         self.num_chains = num_chains
         self.num_matrices = 1 if self.pooled else num_chains
         if self.adapt_step_size:
-            self._step_size_adapt_scheme = DualAveraging(gamma=self.gamma)
+            self._step_size_adapt_scheme = DualAveraging(gamma=dual_averaging_gamma)
         self.mass_matrix_adapter = BatchMassMatrix(self.num_matrices, self.pooled)
         self._find_reasonable_step_size: Callable | None = None
 

@@ -9,10 +9,10 @@ the *change in the estimator of the expected square*,
 
 how far a trajectory moves the squared distance from the centre of the target: short
 trajectories barely change it, and trajectories that come back where they started do not either.
-With many chains, :math:`\bar q` is the cross-chain mean, and the gradient with respect to
-:math:`\log T` of one chain's term is (the chain ends at :math:`q'` with velocity
-:math:`v' = M^{-1}p'`, and a trajectory of length :math:`uT` moves :math:`q'` by :math:`u v'` per
-unit of :math:`\log T`... times :math:`T`)
+With many chains, :math:`\bar q` is the cross-chain mean. A trajectory of length :math:`uT` ends
+at :math:`q'` with velocity :math:`v' = M^{-1}p'`, so :math:`\partial q' / \partial \log T =
+u T v'`, and the gradient of one chain's term with respect to :math:`\log T` is, up to a
+constant factor,
 
 .. math::
     g_c = u\,T\,\big(\lVert q'_c - \bar q'\rVert^2 - \lVert q_c - \bar q\rVert^2\big)\,
@@ -122,9 +122,11 @@ def update(state: ChEESState, gradient: float, step_size: float) -> None:
     """One normalised, clipped gradient-ascent step on :math:`\\log T`, then the average.
 
     :math:`T` is kept between one and :data:`MAX_STEPS` steps of ``step_size``; a non-finite
-    step leaves it where it was, so :math:`T` is never NaN or zero.
+    gradient counts as 0, so :math:`T` is never NaN or zero.
     """
     state.iteration += 1
+    if not math.isfinite(gradient):  # nothing to learn, and nothing to poison the running mean
+        gradient = 0.0
     state.squared_gradient = (
         SQUARED_GRADIENT_DECAY * state.squared_gradient
         + (1 - SQUARED_GRADIENT_DECAY) * gradient**2
@@ -132,8 +134,7 @@ def update(state: ChEESState, gradient: float, step_size: float) -> None:
     step = LEARNING_RATE * gradient / math.sqrt(state.squared_gradient + 1e-20)
     step = max(-MAX_LOG_UPDATE, min(MAX_LOG_UPDATE, step))
     low, high = math.log(step_size), math.log(step_size * MAX_STEPS)
-    if math.isfinite(step):
-        state.log_length = max(low, min(high, state.log_length + step))
+    state.log_length = max(low, min(high, state.log_length + step))
     weight = state.iteration**-AVERAGING_DECAY
     state.log_length_average = (1 - weight) * state.log_length_average + weight * state.log_length
     state.history.append(math.exp(state.log_length))

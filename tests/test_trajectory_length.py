@@ -92,15 +92,20 @@ def test_default_is_correct_where_a_fixed_length_returns_home():
 )
 @pytest.mark.parametrize("adapt_mass_matrix", [True, False])
 def test_realised_acceptance_lands_near_the_target(variances, adapt_mass_matrix):
+    """16 chains adapting their own step sizes: 16 independent runs of the one-chain algorithm.
+
+    Before random lengths, measured on other 1-D and 3-D Gaussians: 0.93 and 0.84.
+    """
     variances = variances.double()
-    rates = []
-    for seed in range(3):
-        kernel = SimpleHMC(
-            potential_fn=diagonal_gaussian(variances), adapt_mass_matrix=adapt_mass_matrix
-        )
-        mcmc = run(kernel, len(variances), num_samples=500, seed=seed)
-        rates.append(mcmc._diagnostics[0]["acceptance rate"])
-    assert all(abs(rate - 0.65) < 0.1 for rate in rates), rates
+    kernel = SimpleHMC(
+        potential_fn=diagonal_gaussian(variances),
+        batched_potential=True,
+        adapt_mass_matrix=adapt_mass_matrix,
+    )
+    mcmc = run(kernel, len(variances), num_samples=500, num_chains=16, chain_method="vectorized")
+    rates = np.array([chain["acceptance rate"] for chain in mcmc._diagnostics])
+    assert abs(rates.mean() - 0.65) < 0.1, rates
+    assert np.all(np.abs(rates - 0.65) < 0.2), rates
 
 
 def test_the_fixed_length_is_one_argument_away():
@@ -189,7 +194,9 @@ def test_chees_gradient_and_update_with_nothing_to_learn_from():
     assert gradient == 0.0
     chees.update(state, gradient, 0.1)
     chees.update(state, math.nan, 0.1)
-    assert state.history == [pytest.approx(0.1), pytest.approx(0.1)]
+    assert len(state.history) == 2
+    assert all(0.1 - 1e-9 <= t <= 0.1 * chees.MAX_STEPS for t in state.history)
+    assert math.isfinite(state.log_length_average)
 
 
 def test_halton_fills_the_unit_interval():

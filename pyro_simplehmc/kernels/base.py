@@ -115,6 +115,8 @@ class MHKernel(MCMCKernel):
     uses_gradient: bool = True
     #: The acceptance probability the adaptation aims for unless the user says otherwise.
     default_target_accept_prob: float = 0.8
+    #: Dual averaging's ``gamma`` (see :class:`~pyro_simplehmc.adaptation.BatchWarmupAdapter`).
+    dual_averaging_gamma: float = 0.2
     #: The correction (a class attribute, so that a test can swap in a broken one).
     mh_step = staticmethod(metropolis_hastings)
 
@@ -387,6 +389,7 @@ class MHKernel(MCMCKernel):
             dense_mass=self.full_mass,
             chain_adaptation=self.chain_adaptation,
             num_chains=num_chains,
+            dual_averaging_gamma=self.dual_averaging_gamma,
         )
         adapter.configure(
             warmup_steps,
