@@ -4,7 +4,8 @@ The site is built strictly, served on 127.0.0.1, and each page is loaded in head
 driven through the Chrome DevTools Protocol (the ``websockets`` package; no browser download).
 A page fails on any formula left as raw ``\\( ... \\)`` text or shown as a KaTeX error, a broken
 image, a console error or uncaught exception, a failed request, or a request to another host
-(the maths renderer and fonts must ship with the site).
+(the maths renderer and fonts must ship with the site), or docstring markup (``:param``,
+``.. warning::``, ``Example::``) shown as text on the API page.
 
 Slow (a site build and a browser): ``pytest -m slow tests/test_browser.py``. Needs the
 ``chromium`` executable (Debian: ``apt-get install chromium``); skipped without it.
@@ -46,7 +47,11 @@ PROBE = """(() => {
     .map(e => e.textContent.slice(0, 80));
   const images = [...document.querySelectorAll('article img')];
   const broken = images.filter(i => !(i.complete && i.naturalWidth > 0)).map(i => i.src);
-  return JSON.stringify({maths: maths.length, raw, errors, images: images.length, broken,
+  // Docstring markup that reached the page as text (outside code): Sphinx fields and directives.
+  const article = document.querySelector('article').cloneNode(true);
+  article.querySelectorAll('pre, code, .arithmatex').forEach(e => e.remove());
+  const markup = article.textContent.match(/:param |:math:|:class:|\\.\\. \\w+::|\\w::\\s/g) || [];
+  return JSON.stringify({maths: maths.length, raw, errors, images: images.length, broken, markup,
                          ready: document.readyState});
 })()"""
 
@@ -174,6 +179,7 @@ def problems(report: dict, events: list[dict], base: str) -> list[str]:
     found = [f"unrendered maths: {text!r}" for text in report["raw"]]
     found += [f"KaTeX error: {text!r}" for text in report["errors"]]
     found += [f"broken image: {src}" for src in report["broken"]]
+    found += [f"docstring markup shown as text: {text!r}" for text in report["markup"]]
     for event in events:
         method, params = event.get("method"), event.get("params", {})
         if method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
@@ -230,7 +236,8 @@ def test_the_probe_catches_unrendered_maths_and_broken_images(site, tmp_path):
     broken.mkdir()
     (broken / "index.html").write_text(
         '<html><body><article><span class="arithmatex">\\(x^2\\)</span>'
-        '<img src="missing.png"><script>console.error("boom")</script></article></body></html>'
+        '<img src="missing.png"><p>.. warning:: raw</p>'
+        '<script>console.error("boom")</script></article></body></html>'
     )
     with tempfile.TemporaryDirectory() as profile:
         browser = Browser(profile)
@@ -242,3 +249,4 @@ def test_the_probe_catches_unrendered_maths_and_broken_images(site, tmp_path):
     assert any(line.startswith("unrendered maths") for line in found), found
     assert any(line.startswith("broken image") for line in found), found
     assert any(line.startswith("console error") for line in found), found
+    assert any(line.startswith("docstring markup") for line in found), found

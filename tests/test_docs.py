@@ -39,6 +39,14 @@ def test_mkdocs_builds_in_strict_mode(tmp_path):
     # The API reference is generated from the docstrings, math included.
     assert "record_trajectory" in api and "SimpleHMC" in api
     assert 'class="arithmatex"' in api
+    # Sphinx markup is rendered, not shown: the warning is an admonition, and the closing
+    # paragraph and example of SimpleHMC come after its parameter list, not inside the last one.
+    simple = api[api.index('id="pyro_simplehmc.SimpleHMC"') : api.index('id="pyro_simplehmc.MALA"')]
+    assert ".. warning::" not in simple and "Example::" not in simple
+    assert 'class="admonition warning"' in simple
+    last_parameter = simple.index("num_steps_jitter</code></b>")
+    closing = simple.index("The other arguments are those of")
+    assert closing > simple.index("</ul>", last_parameter)
 
 
 def test_every_shown_figure_is_committed_and_every_committed_figure_is_shown():
@@ -75,3 +83,38 @@ def test_tutorial_code_runs(page, index):
     """The snippets a reader copies first keep working as the API changes."""
     blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
     exec(compile(blocks[index], f"{page}[{index}]", "exec"), {"__name__": "snippet"})
+
+
+def _griffe_extension():
+    sys.path.insert(0, str(DOCS))
+    try:
+        import griffe_sphinx_roles
+    finally:
+        sys.path.remove(str(DOCS))
+    return griffe_sphinx_roles
+
+
+def test_sphinx_docstrings_become_markdown():
+    """Directives become admonitions, ``Example::`` a fenced block, roles code, maths delimited."""
+    pytest.importorskip("griffe")
+    ext = _griffe_extension()
+    text = ext.rewrite(
+        "Intro :math:`x^2` and :class:`~a.b.C`.\n\n"
+        ".. warning:: Careful\n    with this.\n\n"
+        "Example::\n\n    >>> f(1)\n    2\n"
+    )
+    assert "\\(x^2\\)" in text and "`C`" in text
+    assert "!!! warning\n    Careful\n    with this." in text
+    assert "Example:\n\n```pycon\n>>> f(1)\n2\n```" in text
+    assert ".. warning::" not in text and "Example::" not in text
+
+
+def test_text_after_the_field_list_is_split_off():
+    """Griffe would read the closing paragraph as part of the last parameter's description."""
+    pytest.importorskip("griffe")
+    ext = _griffe_extension()
+    head, tail = ext.split_tail(
+        "Summary.\n\n:param a: first,\n    continued.\n:param b: second.\n\nClosing words.\n"
+    )
+    assert head.endswith(":param b: second.") and tail == "Closing words."
+    assert ext.split_tail("No fields.\n\nAt all.") == ("No fields.\n\nAt all.", "")
