@@ -266,3 +266,26 @@ def test_sites_checks_the_space():
     )
     with pytest.raises(ValueError, match="needs a dict position"):
         flat.sites()
+
+
+def test_mass_levels_match_the_gaussian_highest_density_regions():
+    """For a 2-D Gaussian the region of mass m is bounded by (1 - m) times the peak density."""
+    from pyro_simplehmc.teaching import mass_levels
+
+    covariance = torch.diag(torch.tensor([1.0, 0.09]))
+    _, _, density = density_grid(gaussian_potential(covariance), (-6, 6), (-2, 2), 400)
+    levels = mass_levels(density, (0.5, 0.9, 0.99))
+    assert list(levels.values()) == [0.99, 0.9, 0.5]
+    for level, mass in levels.items():
+        # Grid resolution limits the match: cells of width 0.03 (in sd units: 0.03 and 0.1).
+        assert level == pytest.approx(1 - mass, abs=0.01)
+    # On a grid uniform in log(sigma), plotted in sigma, the cell areas are proportional to sigma:
+    # weighting by them recovers the levels of the uniform grid in sigma.
+    z = torch.linspace(-7.0, 1.5, 4000)
+    sigma = z.exp()
+    weighted = mass_levels(torch.exp(-0.5 * ((sigma - 1.0) / 0.3) ** 2), (0.5,), weights=sigma)
+    unweighted = mass_levels(torch.exp(-0.5 * ((sigma - 1.0) / 0.3) ** 2), (0.5,))
+    assert next(iter(weighted)) == pytest.approx(math.exp(-0.5 * 0.6745**2), abs=0.01)
+    assert next(iter(unweighted)) != pytest.approx(next(iter(weighted)), abs=0.05)
+    with pytest.raises(ValueError, match="masses"):
+        mass_levels(density, (1.5,))
