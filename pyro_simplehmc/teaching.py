@@ -20,7 +20,8 @@ constant, so :attr:`Trajectory.energy_error` shows what the integrator gets wron
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +44,7 @@ __all__ = [
     "harmonic_oscillator_exact",
     "kernel_trajectory",
     "mass_levels",
+    "quick_runs",
     "record_model_trajectory",
     "record_trajectory",
     "symplectic_euler_flat",
@@ -482,3 +484,41 @@ def mass_levels(
         index = int(torch.searchsorted(cumulative, torch.tensor(float(mass), dtype=torch.float64)))
         levels[float(values[order][min(index, len(values) - 1)])] = float(mass)
     return dict(sorted(levels.items()))
+
+
+@contextmanager
+def quick_runs(num_samples: int = 100, warmup_steps: int = 100) -> Iterator[None]:
+    """Shorten every :class:`pyro.infer.MCMC` run made inside the block, to try code in seconds.
+
+    While the block runs, ``pyro.infer.MCMC`` (as imported from :mod:`pyro.infer` or
+    :mod:`pyro.infer.mcmc`) is a subclass that caps ``num_samples`` and ``warmup_steps``; code
+    that imports ``MCMC`` inside the block gets it. The documentation's tests run every page's
+    code, and every generated notebook, this way; results are then noisy, not wrong.
+
+    :param int num_samples: the most draws a run keeps.
+    :param int warmup_steps: the most warmup iterations a run takes.
+    """
+    import pyro.infer
+    import pyro.infer.mcmc
+    import pyro.infer.mcmc.api
+
+    max_samples = check.positive_int("num_samples", num_samples)
+    max_warmup = check.nonnegative_int("warmup_steps", warmup_steps)
+    original = pyro.infer.mcmc.api.MCMC
+
+    class QuickMCMC(original):
+        def __init__(self, kernel, num_samples, warmup_steps=None, *args, **kwargs):
+            warmup = num_samples if warmup_steps is None else warmup_steps
+            super().__init__(
+                kernel, min(num_samples, max_samples), min(warmup, max_warmup), *args, **kwargs
+            )
+
+    modules = (pyro.infer, pyro.infer.mcmc, pyro.infer.mcmc.api)
+    saved = [module.MCMC for module in modules]
+    for module in modules:
+        module.MCMC = QuickMCMC
+    try:
+        yield
+    finally:
+        for module, value in zip(modules, saved, strict=True):
+            module.MCMC = value

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -69,52 +71,53 @@ def test_every_figure_is_made_by_an_example():
     assert referenced_figures() <= made, referenced_figures() - made
 
 
-#: Code blocks that run as they stand (page, index of the ```python block on the page). The
-#: others are excerpts of the package's source or need a user's model and data.
-RUNNABLE = [
-    ("tutorial/hamiltonian-dynamics.md", 0),
-    ("tutorial/leapfrog.md", 1),
-    ("tutorial/constrained.md", 0),
-]
+def python_blocks(text: str) -> list[str]:
+    """Every ``python`` code block of a page, in order, those indented in admonitions included."""
+    return [
+        textwrap.dedent(match.group(2))
+        for match in re.finditer(r"^( *)```python[^\n]*\n(.*?)^\1```", text, re.M | re.S)
+    ]
 
 
-@pytest.mark.parametrize(("page", "index"), RUNNABLE)
-def test_tutorial_code_runs(page, index):
-    """The snippets a reader copies first keep working as the API changes."""
-    blocks = re.findall(r"```python\n(.*?)```", (DOCS / page).read_text(), re.S)
-    exec(compile(blocks[index], f"{page}[{index}]", "exec"), {"__name__": "snippet"})
+#: Every page with Python code. Each page's blocks run in order in one namespace, as a reader
+#: runs them top to bottom (the first block of a tutorial page is its setup).
+PAGES = sorted(
+    page.relative_to(DOCS).as_posix()
+    for page in DOCS.rglob("*.md")
+    if python_blocks(page.read_text())
+)
 
 
-def _griffe_extension():
-    sys.path.insert(0, str(DOCS))
-    try:
-        import griffe_sphinx_roles
-    finally:
-        sys.path.remove(str(DOCS))
-    return griffe_sphinx_roles
+def run_page(page: str, quick: bool) -> dict:
+    import matplotlib
+    import pyro
+
+    from pyro_simplehmc.teaching import quick_runs
+
+    matplotlib.use("Agg")
+    pyro.set_rng_seed(0)
+    namespace = {"__name__": "__page__"}
+    with quick_runs() if quick else contextlib.nullcontext():
+        for index, block in enumerate(python_blocks((DOCS / page).read_text())):
+            exec(compile(block, f"{page}, block {index}", "exec"), namespace)
+    return namespace
 
 
-def test_sphinx_docstrings_become_markdown():
-    """Directives become admonitions, ``Example::`` a fenced block, roles code, maths delimited."""
-    pytest.importorskip("griffe")
-    ext = _griffe_extension()
-    text = ext.rewrite(
-        "Intro :math:`x^2` and :class:`~a.b.C`.\n\n"
-        ".. warning:: Careful\n    with this.\n\n"
-        "Example::\n\n    >>> f(1)\n    2\n"
-    )
-    assert "\\(x^2\\)" in text and "`C`" in text
-    assert "!!! warning\n    Careful\n    with this." in text
-    assert "Example:\n\n```pycon\n>>> f(1)\n2\n```" in text
-    assert ".. warning::" not in text and "Example::" not in text
+def test_the_block_finder_sees_indented_blocks():
+    text = "a\n```python\nx = 1\n```\n??? note\n    ```python\n    y = x\n    ```\n```bash\nls\n```\n"
+    assert python_blocks(text) == ["x = 1\n", "y = x\n"]
 
 
-def test_text_after_the_field_list_is_split_off():
-    """Griffe would read the closing paragraph as part of the last parameter's description."""
-    pytest.importorskip("griffe")
-    ext = _griffe_extension()
-    head, tail = ext.split_tail(
-        "Summary.\n\n:param a: first,\n    continued.\n:param b: second.\n\nClosing words.\n"
-    )
-    assert head.endswith(":param b: second.") and tail == "Closing words."
-    assert ext.split_tail("No fields.\n\nAt all.") == ("No fields.\n\nAt all.", "")
+@pytest.mark.parametrize("page", PAGES)
+def test_every_code_block_on_the_page_runs(page, tmp_path, monkeypatch):
+    """Every Python block of every page, solutions included, in order; MCMC runs shortened."""
+    monkeypatch.chdir(tmp_path)
+    run_page(page, quick=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("page", PAGES)
+def test_every_code_block_on_the_page_runs_in_full(page, tmp_path, monkeypatch):
+    """The same at the lengths the pages give: the exercises' checks hold at full length too."""
+    monkeypatch.chdir(tmp_path)
+    run_page(page, quick=False)
