@@ -487,7 +487,9 @@ def mass_levels(
 
 
 @contextmanager
-def quick_runs(num_samples: int = 100, warmup_steps: int = 100) -> Iterator[None]:
+def quick_runs(
+    num_samples: int = 50, warmup_steps: int = 50, num_chains: int = 1
+) -> Iterator[None]:
     """Shorten every :class:`pyro.infer.MCMC` run made inside the block, to try code in seconds.
 
     While the block runs, ``pyro.infer.MCMC`` (as imported from :mod:`pyro.infer` or
@@ -497,6 +499,7 @@ def quick_runs(num_samples: int = 100, warmup_steps: int = 100) -> Iterator[None
 
     :param int num_samples: the most draws a run keeps.
     :param int warmup_steps: the most warmup iterations a run takes.
+    :param int num_chains: the most chains a run draws.
     """
     import pyro.infer
     import pyro.infer.mcmc
@@ -504,11 +507,14 @@ def quick_runs(num_samples: int = 100, warmup_steps: int = 100) -> Iterator[None
 
     max_samples = check.positive_int("num_samples", num_samples)
     max_warmup = check.nonnegative_int("warmup_steps", warmup_steps)
+    max_chains = check.positive_int("num_chains", num_chains)
     original = pyro.infer.mcmc.api.MCMC
 
     class QuickMCMC(original):
         def __init__(self, kernel, num_samples, warmup_steps=None, *args, **kwargs):
             warmup = num_samples if warmup_steps is None else warmup_steps
+            if "num_chains" in kwargs:
+                kwargs["num_chains"] = min(kwargs["num_chains"], max_chains)
             super().__init__(
                 kernel, min(num_samples, max_samples), min(warmup, max_warmup), *args, **kwargs
             )

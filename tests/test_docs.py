@@ -90,21 +90,32 @@ PAGES = sorted(
 
 def run_page(page: str, quick: bool) -> dict:
     import matplotlib
+    import matplotlib.pyplot
     import pyro
+    import torch
 
     from pyro_simplehmc.teaching import quick_runs
 
     matplotlib.use("Agg")
     pyro.set_rng_seed(0)
     namespace = {"__name__": "__page__"}
-    with quick_runs() if quick else contextlib.nullcontext():
-        for index, block in enumerate(python_blocks((DOCS / page).read_text())):
-            exec(compile(block, f"{page}, block {index}", "exec"), namespace)
+    # A page may change torch's default dtype (as a reader's session would); the next may not.
+    dtype = torch.get_default_dtype()
+    try:
+        with quick_runs() if quick else contextlib.nullcontext():
+            for index, block in enumerate(python_blocks((DOCS / page).read_text())):
+                exec(compile(block, f"{page}, block {index}", "exec"), namespace)
+    finally:
+        torch.set_default_dtype(dtype)
+        matplotlib.pyplot.close("all")
     return namespace
 
 
 def test_the_block_finder_sees_indented_blocks():
-    text = "a\n```python\nx = 1\n```\n??? note\n    ```python\n    y = x\n    ```\n```bash\nls\n```\n"
+    text = (
+        "a\n```python\nx = 1\n```\n??? note\n    ```python\n    y = x\n    ```\n"
+        "```bash\nls\n```\n"
+    )
     assert python_blocks(text) == ["x = 1\n", "y = x\n"]
 
 

@@ -289,3 +289,25 @@ def test_mass_levels_match_the_gaussian_highest_density_regions():
     assert next(iter(unweighted)) != pytest.approx(next(iter(weighted)), abs=0.05)
     with pytest.raises(ValueError, match="masses"):
         mass_levels(density, (1.5,))
+
+
+def test_quick_runs_shortens_mcmc_and_restores_it():
+    import pyro.infer
+
+    from pyro_simplehmc.teaching import quick_runs
+
+    original = pyro.infer.MCMC
+    potential = lambda params: 0.5 * (params["x"] ** 2).sum()  # noqa: E731
+    with quick_runs(num_samples=7, warmup_steps=3, num_chains=1):
+        from pyro.infer import MCMC
+
+        mcmc = MCMC(
+            SimpleHMC(potential_fn=potential, num_steps=2),
+            num_samples=1000,
+            warmup_steps=1000,
+            num_chains=3,
+            initial_params={"x": torch.zeros(2)},
+            disable_progbar=True,
+        )
+        assert (mcmc.num_samples, mcmc.warmup_steps, mcmc.num_chains) == (7, 3, 1)
+    assert pyro.infer.MCMC is original
