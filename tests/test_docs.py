@@ -132,3 +132,55 @@ def test_every_code_block_on_the_page_runs_in_full(page, tmp_path, monkeypatch):
     """The same at the lengths the pages give: the exercises' checks hold at full length too."""
     monkeypatch.chdir(tmp_path)
     run_page(page, quick=False)
+
+
+def _notebook_maker():
+    sys.path.insert(0, str(DOCS))
+    try:
+        import make_notebooks
+    finally:
+        sys.path.remove(str(DOCS))
+    return make_notebooks
+
+
+def test_every_tutorial_page_has_an_up_to_date_notebook_and_links_it():
+    """docs/notebooks holds jupytext's conversion of each page; regenerate with make_notebooks."""
+    pytest.importorskip("jupytext")
+    maker = _notebook_maker()
+    made = 0
+    for page in maker.PAGES:
+        text = maker.notebook_text(page)
+        if text is None:
+            continue
+        made += 1
+        path = maker.target(page)
+        assert path.is_file() and path.read_text() == text, (
+            f"{path.relative_to(ROOT)} is stale: run python docs/make_notebooks.py"
+        )
+        link = os.path.relpath(path, (DOCS / page).parent)
+        assert f"]({link})" in (DOCS / page).read_text(), f"{page} does not link {link}"
+    assert made >= 10
+
+
+@pytest.mark.slow
+def test_every_notebook_runs_in_its_quick_form():
+    """Each generated notebook runs top to bottom in a Jupyter kernel, MCMC runs shortened."""
+    nbclient = pytest.importorskip("nbclient")
+    nbformat = pytest.importorskip("nbformat")
+    pytest.importorskip("ipykernel")
+    quick = nbformat.v4.new_code_cell(
+        "import matplotlib\nmatplotlib.use('Agg')\n"
+        "from pyro_simplehmc.teaching import quick_runs\nquick_runs().__enter__()"
+    )
+    failures = {}
+    for path in sorted((DOCS / "notebooks").rglob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        notebook.cells.insert(0, quick)
+        client = nbclient.NotebookClient(
+            notebook, timeout=300, kernel_name="python3", resources={"metadata": {"path": ROOT}}
+        )
+        try:
+            client.execute()
+        except Exception as error:  # report every notebook, not just the first failure
+            failures[path.name] = str(error)[-1500:]
+    assert not failures, failures
