@@ -170,7 +170,9 @@ def test_every_notebook_runs_in_its_quick_form():
     pytest.importorskip("ipykernel")
     quick = nbformat.v4.new_code_cell(
         "import matplotlib\nmatplotlib.use('Agg')\n"
-        "from pyro_simplehmc.teaching import quick_runs\nquick_runs().__enter__()"
+        "from pyro_simplehmc.teaching import quick_runs\n"
+        # Keep the context manager referenced: a collected one would restore MCMC at once.
+        "_quick_runs = quick_runs()\n_quick_runs.__enter__()"
     )
     failures = {}
     for path in sorted((DOCS / "notebooks").rglob("*.ipynb")):
