@@ -216,6 +216,21 @@ def _check_common(step_size: Any, num_steps: Any, integrator: Any) -> tuple[floa
     )
 
 
+def _one_chain(metric: Metric) -> Metric:
+    """A kernel's metric has one matrix per chain (a leading chain dimension, maybe of size 1);
+    a recorded trajectory follows one chain, so that dimension must be 1 and is dropped."""
+    blocks = []
+    for block, dense in zip(metric.blocks, metric.dense, strict=True):
+        extra = block.dim() - (2 if dense else 1)
+        if extra > 0 and block.shape[:extra].numel() != 1:
+            raise ValueError(
+                "inverse_mass_matrix must be one chain's metric; got blocks of shape "
+                f"{tuple(block.shape)} (one per chain): pass the metric of the chain to follow"
+            )
+        blocks.append(block.reshape(block.shape[extra:]))
+    return Metric(blocks, dense=list(metric.dense))
+
+
 def _draw_momentum(metric: Metric, like: Tensor) -> Tensor:
     return metric.momentum_from_normal(torch.randn_like(like))
 
@@ -266,6 +281,8 @@ def record_trajectory(
         ravel = None
         q = torch.as_tensor(position).detach()
         flat_potential = potential_fn
+    if isinstance(inverse_mass_matrix, Metric):
+        inverse_mass_matrix = _one_chain(inverse_mass_matrix)
     metric = Metric.from_inverse_mass_matrix(inverse_mass_matrix, q)
     if momentum is None:
         p = _draw_momentum(metric, q)
@@ -360,11 +377,18 @@ def kernel_trajectory(
         num_steps = kernel.num_steps
     order = [name for block in kernel.inverse_mass_matrix for name in block]
     ordered = {name: params[name] for name in order}
+    # The kernel's step size and number of steps are tensors when each chain has its own; a
+    # recorded trajectory follows one chain.
+    step_size, num_steps = kernel.step_size, num_steps
+    if torch.is_tensor(step_size):
+        step_size = float(step_size.reshape(-1)[0])
+    if torch.is_tensor(num_steps):
+        num_steps = int(num_steps.reshape(-1)[0])
     trajectory = record_trajectory(
         kernel.potential_fn,
         ordered,
         momentum,
-        step_size=kernel.step_size,
+        step_size=step_size,
         num_steps=num_steps,
         inverse_mass_matrix=kernel.metric,
     )
