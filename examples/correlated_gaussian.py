@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     # short. record_model_trajectory below uses the model itself.
     potential = TARGET.potential_fn
     fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
-    hmc = SimpleHMC(potential_fn=potential, step_size=0.2, num_steps=20, **fixed)
+    hmc = SimpleHMC(
+        potential_fn=potential, step_size=0.2, num_steps=20, num_steps_jitter=0, **fixed
+    )
     rw = RandomWalkMH(potential_fn=potential, step_size=0.3, **fixed)
     # A random number of steps (here 10 to 30) breaks the periodicity of a fixed trajectory.
     jittered = SimpleHMC(

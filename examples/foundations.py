@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     # 2. ESS from the autocorrelation.
     slow = chain(RandomWalkMH(potential_fn=standard_normal, step_size=0.3, **FIXED), num_samples, 0)
     fast = chain(
-        SimpleHMC(potential_fn=standard_normal, step_size=0.2, num_steps=8, **FIXED),
+        SimpleHMC(
+            potential_fn=standard_normal, step_size=0.2, num_steps=8, num_steps_jitter=0, **FIXED
+        ),
         num_samples,
         0,
     )
@@ -125,7 +127,13 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     mixed = np.stack(
         [
             chain(
-                SimpleHMC(potential_fn=standard_normal, step_size=0.2, num_steps=8, **FIXED),
+                SimpleHMC(
+                    potential_fn=standard_normal,
+                    step_size=0.2,
+                    num_steps=8,
+                    num_steps_jitter=0,
+                    **FIXED,
+                ),
                 num_samples,
                 s,
             )

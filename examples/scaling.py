@@ -88,7 +88,11 @@ def main(argv: list[str] | None = None) -> dict:
         # 1. The chapter's fixed settings; the ESS of the narrowest coordinate q1.
         kernels = {
             "HMC": SimpleHMC(
-                potential_fn=potential, step_size=0.8 * math.sqrt(0.1), num_steps=20, **fixed
+                potential_fn=potential,
+                step_size=0.8 * math.sqrt(0.1),
+                num_steps=20,
+                num_steps_jitter=0,  # the chapter's fixed L
+                **fixed,
             ),
             "RW-MH": RandomWalkMH(potential_fn=potential, step_size=math.sqrt(0.1), **fixed),
         }
@@ -116,7 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
             # target look like a unit Gaussian (period 2 pi), for which 1.5 is close to the
             # best time (see examples/tuning.py); the step-size jitter (+-50%) avoids resonance.
             "SimpleHMC": SimpleHMC(
-                potential_fn=potential, trajectory_length=1.5, step_size_jitter=0.5
+                potential_fn=potential,
+                trajectory_length=1.5,
+                step_size_jitter=0.5,
+                num_steps_jitter=0,  # the step-size jitter alone, as measured here
             ),
         }
         for name, kernel in kernels.items():

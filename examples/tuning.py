@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> dict:
             potential_fn=diagonal,
             step_size=eps,
             trajectory_length=1.5,
+            num_steps_jitter=0,  # exactly ceil(T / eps) steps
             inverse_mass_matrix=variances,
             **fixed,
         )
@@ -138,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
                 potential_fn=problem.potential_fn,
                 trajectory_length=1.5,
                 step_size_jitter=0.5,
+                num_steps_jitter=0,  # the step-size jitter alone, as measured here
                 **options,
             )
             result = mass[(name, label)] = run(kernel, problem, num_samples, warmup)

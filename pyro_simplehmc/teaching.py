@@ -369,7 +369,9 @@ def kernel_trajectory(
     :param params: unconstrained parameters keyed by site name.
     :param momentum: the flat momentum in the kernel's layout; drawn from :math:`\mathcal{N}(0,M)`
         with the kernel's metric if ``None``.
-    :param num_steps: defaults to ``kernel.num_steps``.
+    :param num_steps: defaults to ``kernel.num_steps`` (for a kernel that draws its number of
+        steps at random, the mean; build it with ``num_steps_jitter=0`` to replay its exact
+        trajectories).
     """
     if kernel.potential_fn is None or kernel.inverse_mass_matrix is None:
         raise ValueError("kernel must be set up first: call kernel.setup(warmup_steps, ...)")

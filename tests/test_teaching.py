@@ -67,6 +67,7 @@ def test_recorded_endpoint_is_the_kernels_proposal_for_the_same_momentum():
         potential_fn=two_site_potential,
         step_size=0.15,
         num_steps=12,
+        num_steps_jitter=0,  # a fixed length: the recording replays exactly 12 steps
         adapt_step_size=False,
         adapt_mass_matrix=False,
         inverse_mass_matrix=inverse_mass,
@@ -100,7 +101,12 @@ def test_recorded_endpoint_is_the_kernels_proposal_for_the_same_momentum():
 
 def test_kernel_trajectory_of_a_model_matches_the_proposal_in_both_spaces():
     kernel = SimpleHMC(
-        scale_model, step_size=0.2, num_steps=9, adapt_step_size=False, adapt_mass_matrix=False
+        scale_model,
+        step_size=0.2,
+        num_steps=9,
+        num_steps_jitter=0,
+        adapt_step_size=False,
+        adapt_mass_matrix=False,
     )
     pyro.set_rng_seed(3)
     kernel.setup(0)
