@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     samples = {
         "HMC": run(hmc, num_samples, burn_in),
         "RW-MH": run(rw, num_samples, burn_in),
-        "HMC, L in [10, 30]": run(jittered, num_samples, burn_in),
+        "HMC, L in [11, 30]": run(jittered, num_samples, burn_in),
     }
 
     # One trajectory from the chapter's demonstration point, with a seeded momentum.
