@@ -25,7 +25,7 @@ import pyro
 import pyro.distributions as dist
 import torch
 
-from pyro_simplehmc.teaching import record_model_trajectory
+from pyro_simplehmc.teaching import mass_levels, record_model_trajectory
 
 DATA = torch.tensor([1.9, 3.4, 2.2, 2.9, 4.1, 2.6])
 
@@ -43,11 +43,16 @@ def log_density(mu: torch.Tensor, sigma: torch.Tensor) -> torch.Tensor:
     return dist.Normal(0.0, 10.0).log_prob(mu) + dist.HalfCauchy(2.5).log_prob(sigma) + likelihood
 
 
-def contour(ax, x, y, logp) -> None:
-    # Levels at the density of a Gaussian's 1, 2 and 3 standard deviations, relative to the peak.
+def contour(ax, x, y, logp, weights=None) -> None:
+    """Contours of the regions holding 50%, 90% and 99% of the posterior, labelled so.
+
+    The grid is uniform in (mu, log sigma); in (mu, sigma) its cells have areas proportional to
+    sigma, which ``weights`` passes on so that the masses are those of the plotted density.
+    """
     density = torch.exp(logp - logp.max())
-    levels = [math.exp(-0.5 * k**2) for k in (3, 2, 1)]
-    ax.contour(x, y, density, levels=levels, colors="grey", linewidths=0.8)
+    levels = mass_levels(density, (0.5, 0.9, 0.99), weights=weights)
+    lines = ax.contour(x, y, density, levels=list(levels), colors="grey", linewidths=0.8)
+    ax.clabel(lines, fmt={level: f"{mass:.0%}" for level, mass in levels.items()}, fontsize=7)
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -64,14 +69,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         for _ in range(3)
     ]
 
-    mu = torch.linspace(0.5, 4.5, 160)
-    log_sigma = torch.linspace(math.log(0.2), math.log(4.0), 160)
+    # The grid reaches down to sigma = 0.01, where the constraint sigma > 0 shapes the density:
+    # a wall in (mu, sigma), a smooth tail in (mu, log sigma).
+    mu = torch.linspace(0.0, 5.0, 200)
+    log_sigma = torch.linspace(math.log(0.01), math.log(8.0), 300)
     m, z = torch.meshgrid(mu, log_sigma, indexing="xy")
     logp_constrained = log_density(m, z.exp())
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
     # Unconstrained: the density of z = log(sigma) carries the Jacobian |d sigma / d z| = sigma.
     contour(axes[0], m, z, logp_constrained + z)
-    contour(axes[1], m, z.exp(), logp_constrained)
+    contour(axes[1], m, z.exp(), logp_constrained, weights=z.exp())
     for i, path in enumerate(paths):
         free, bounded = path.sites("unconstrained"), path.sites("constrained")
         label = f"momentum {i + 1}: energy error {float(path.energy_error[-1]):+.3f}"
@@ -83,8 +90,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
         xlabel=r"$\mu$", ylabel=r"$\log\sigma$", title="unconstrained space (where HMC moves)"
     )
     axes[1].set(xlabel=r"$\mu$", ylabel=r"$\sigma$", title="constrained space (the model's)")
-    axes[0].set(xlim=(0.5, 4.5), ylim=(math.log(0.2), math.log(4.0)))
-    axes[1].set(xlim=(0.5, 4.5), ylim=(0.0, 4.0))
+    axes[0].set(xlim=(0.0, 5.0), ylim=(math.log(0.1), math.log(8.0)))
+    axes[1].set(xlim=(0.0, 5.0), ylim=(0.0, 4.0))
+    axes[1].axhline(0.0, color="black", lw=1.5)
+    axes[1].annotate("constraint: σ > 0", (0.2, 0.08), fontsize=8)
     axes[0].legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)

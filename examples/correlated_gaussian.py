@@ -13,7 +13,6 @@ Run ``python examples/correlated_gaussian.py [--quick] [--out DIR] [--seed S]``;
 from __future__ import annotations
 
 import argparse
-import math
 from pathlib import Path
 
 import matplotlib
@@ -27,7 +26,7 @@ from pyro.infer import MCMC
 
 from pyro_simplehmc import RandomWalkMH, SimpleHMC
 from pyro_simplehmc.targets import correlated_gaussian
-from pyro_simplehmc.teaching import density_grid, record_model_trajectory
+from pyro_simplehmc.teaching import density_grid, mass_levels, record_model_trajectory
 
 RHO = 0.95
 #: The chapter's target from :mod:`pyro_simplehmc.targets`: a Pyro model with one site ``"x"``,
@@ -73,7 +72,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     # short. record_model_trajectory below uses the model itself.
     potential = TARGET.potential_fn
     fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
-    hmc = SimpleHMC(potential_fn=potential, step_size=0.2, num_steps=20, **fixed)
+    hmc = SimpleHMC(
+        potential_fn=potential, step_size=0.2, num_steps=20, num_steps_jitter=0, **fixed
+    )
     rw = RandomWalkMH(potential_fn=potential, step_size=0.3, **fixed)
     # A random number of steps (here 10 to 30) breaks the periodicity of a fixed trajectory.
     jittered = SimpleHMC(
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     samples = {
         "HMC": run(hmc, num_samples, burn_in),
         "RW-MH": run(rw, num_samples, burn_in),
-        "HMC, L in [10, 30]": run(jittered, num_samples, burn_in),
+        "HMC, L in [11, 30]": run(jittered, num_samples, burn_in),
     }
 
     # One trajectory from the chapter's demonstration point, with a seeded momentum.
@@ -93,10 +94,11 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
 
     x, y, density = density_grid(lambda q: -TARGET.log_density(q), (-3, 3), (-3, 3))
     fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
+    # Contours of the regions holding 50%, 90% and 99% of the probability, labelled so.
+    levels = mass_levels(density, (0.5, 0.9, 0.99))
     for ax in axes:
-        # Contours at 1, 2 and 3 standard deviations (the density is scaled to peak at 1).
-        levels = [math.exp(-0.5 * k**2) for k in (3, 2, 1)]
-        ax.contour(x, y, density, levels=levels, colors="grey", linewidths=0.8)
+        lines = ax.contour(x, y, density, levels=list(levels), colors="grey", linewidths=0.8)
+        ax.clabel(lines, fmt={level: f"{mass:.0%}" for level, mass in levels.items()}, fontsize=7)
         ax.set(xlabel="$q_1$", ylabel="$q_2$", xlim=(-3, 3), ylim=(-3, 3))
         ax.set_aspect("equal")
     axes[0].plot(q_path[:, 0], q_path[:, 1], "o-", ms=3, color="tab:blue", label="leapfrog path")

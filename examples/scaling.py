@@ -58,6 +58,16 @@ def ess_per_coordinate(draws: np.ndarray) -> np.ndarray:
         return az.ess(az.convert_to_dataset({"x": draws[None, :, :]}))["x"].values
 
 
+def lag1_autocorrelation(values: np.ndarray) -> float:
+    centred = values - values.mean()
+    return float(centred[1:] @ centred[:-1] / (centred @ centred))
+
+
+#: Optimal-scaling theory: cost per independent draw grows like D^a, so ESS per evaluation
+#: falls like D^-a (Roberts, Gelman & Gilks 1997; Roberts & Rosenthal 1998; Beskos et al. 2013).
+THEORY_SLOPES = {"RandomWalkMH": -1.0, "MALA": -1 / 3, "SimpleHMC": -1 / 4}
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="D in (2, 10), 300 iterations")
@@ -78,7 +88,11 @@ def main(argv: list[str] | None = None) -> dict:
         # 1. The chapter's fixed settings; the ESS of the narrowest coordinate q1.
         kernels = {
             "HMC": SimpleHMC(
-                potential_fn=potential, step_size=0.8 * math.sqrt(0.1), num_steps=20, **fixed
+                potential_fn=potential,
+                step_size=0.8 * math.sqrt(0.1),
+                num_steps=20,
+                num_steps_jitter=0,  # the chapter's fixed L
+                **fixed,
             ),
             "RW-MH": RandomWalkMH(potential_fn=potential, step_size=math.sqrt(0.1), **fixed),
         }
@@ -90,9 +104,12 @@ def main(argv: list[str] | None = None) -> dict:
             moved = bool(q1.std() > 0)
             ess = float(pyro.ops.stats.effective_sample_size(q1)) if moved else math.nan
             chapter[name].append(ess)
+            # Lag-1 autocorrelations of q1 and q1^2: the antithetic draws of fixed-length HMC.
+            lag1 = [lag1_autocorrelation(draws[:, 0] ** k) if moved else math.nan for k in (1, 2)]
             print(
                 f"chapter  D={dim:3d} {name:>12}: acceptance {diagnostics['acceptance rate']:.2f}"
                 f", ESS(q1) {ess:7.0f} of {num_samples}"
+                f", lag-1 autocorrelation of q1 {lag1[0]:+.2f}, of q1^2 {lag1[1]:+.2f}"
             )
         # 2. Adapted kernels; the worst ESS over coordinates and squares, per evaluation.
         kernels = {
@@ -103,7 +120,10 @@ def main(argv: list[str] | None = None) -> dict:
             # target look like a unit Gaussian (period 2 pi), for which 1.5 is close to the
             # best time (see examples/tuning.py); the step-size jitter (+-50%) avoids resonance.
             "SimpleHMC": SimpleHMC(
-                potential_fn=potential, trajectory_length=1.5, step_size_jitter=0.5
+                potential_fn=potential,
+                trajectory_length=1.5,
+                step_size_jitter=0.5,
+                num_steps_jitter=0,  # the step-size jitter alone, as measured here
             ),
         }
         for name, kernel in kernels.items():
@@ -118,16 +138,36 @@ def main(argv: list[str] | None = None) -> dict:
             )
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    # A chain that never moved has no ESS; it is drawn at ESS = 1 (the floor), marked with an x,
+    # so that every run appears on the log axis.
     for name, values in chapter.items():
-        axes[0].plot(dims, values, "o-", label=name)
+        axes[0].plot(dims, [1.0 if math.isnan(v) else v for v in values], "o-", label=name)
+        stuck = [d for d, v in zip(dims, values, strict=True) if math.isnan(v)]
+        if stuck:
+            axes[0].plot(
+                stuck,
+                [1.0] * len(stuck),
+                "x",
+                color="black",
+                markersize=10,
+                label=f"{name} never moved (no ESS)",
+            )
+    axes[0].axhline(num_samples, color="grey", lw=0.8, ls=":", label="number of draws")
     axes[0].set(
         xlabel="dimension $D$",
         ylabel=f"ESS of $q_1$ (of {num_samples} draws)",
         title="the chapter's fixed settings",
         xscale="log",
+        yscale="log",
     )
     for name, values in adapted.items():
-        axes[1].plot(dims, values, "o-", label=name)
+        (line,) = axes[1].plot(dims, values, "o-", label=name)
+        # The theory's slope, drawn through the first point.
+        slope = THEORY_SLOPES[name]
+        theory = [values[0] * (d / dims[0]) ** slope for d in dims]
+        axes[1].plot(
+            dims, theory, "--", color=line.get_color(), lw=1, label=f"theory, slope {slope:.2g}"
+        )
     axes[1].set(
         xlabel="dimension $D$",
         ylabel="min ESS per 1000 evaluations",

@@ -90,12 +90,19 @@ def main(argv: list[str] | None = None) -> dict:
             potential_fn=diagonal,
             step_size=eps,
             trajectory_length=1.5,
+            num_steps_jitter=0,  # exactly ceil(T / eps) steps
             inverse_mass_matrix=variances,
             **fixed,
         )
         sweep.append(run(kernel, target, num_samples, 0))
+        # The kernel takes ceil(T / eps) steps, so the time actually integrated is
+        # eps * ceil(T / eps) >= T; leapfrog turns each whitened coordinate by
+        # arccos(1 - eps^2 / 2) per step (not by eps), which is what resonance depends on.
+        num_steps = math.ceil(1.5 / eps)
+        turn = num_steps * math.acos(1 - eps**2 / 2)
         print(
-            f"step size {eps:.2f}: acceptance {sweep[-1]['acceptance']:.2f}, "
+            f"step size {eps:.2f}: {num_steps} steps, time {eps * num_steps:.2f}, "
+            f"leapfrog rotation {turn:.2f} rad, acceptance {sweep[-1]['acceptance']:.2f}, "
             f"min ESS per 1000 gradients {sweep[-1]['per_1000_gradients']:.1f}"
         )
 
@@ -132,6 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
                 potential_fn=problem.potential_fn,
                 trajectory_length=1.5,
                 step_size_jitter=0.5,
+                num_steps_jitter=0,  # the step-size jitter alone, as measured here
                 **options,
             )
             result = mass[(name, label)] = run(kernel, problem, num_samples, warmup)
@@ -164,7 +172,19 @@ def main(argv: list[str] | None = None) -> dict:
     axes[2].barh(range(len(mass)), [r["per_1000_gradients"] for r in mass.values()], color=colors)
     axes[2].set_yticks(range(len(mass)), labels, fontsize=8)
     axes[2].invert_yaxis()
-    axes[2].set(xlabel="min ESS per 1000 gradients", title="mass matrix (adapted)", xscale="log")
+    # A linear axis from 0, so that bar lengths compare as the numbers do.
+    for row, result in enumerate(mass.values()):
+        value = result["per_1000_gradients"]
+        axes[2].annotate(
+            f"{value:.0f}",
+            (value, row),
+            xytext=(3, 0),
+            textcoords="offset points",
+            va="center",
+            fontsize=8,
+        )
+    axes[2].set(xlabel="min ESS per 1000 gradients", title="mass matrix (adapted)")
+    axes[2].set_xlim(0, 1.15 * max(r["per_1000_gradients"] for r in mass.values()))
     fig.tight_layout()
     args.out.mkdir(parents=True, exist_ok=True)
     fig.savefig(args.out / "tuning.png", dpi=80)

@@ -20,7 +20,8 @@ constant, so :attr:`Trajectory.energy_error` shows what the integrator gets wron
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +43,8 @@ __all__ = [
     "harmonic_oscillator",
     "harmonic_oscillator_exact",
     "kernel_trajectory",
+    "mass_levels",
+    "quick_runs",
     "record_model_trajectory",
     "record_trajectory",
     "symplectic_euler_flat",
@@ -213,6 +216,21 @@ def _check_common(step_size: Any, num_steps: Any, integrator: Any) -> tuple[floa
     )
 
 
+def _one_chain(metric: Metric) -> Metric:
+    """A kernel's metric has one matrix per chain (a leading chain dimension, maybe of size 1);
+    a recorded trajectory follows one chain, so that dimension must be 1 and is dropped."""
+    blocks = []
+    for block, dense in zip(metric.blocks, metric.dense, strict=True):
+        extra = block.dim() - (2 if dense else 1)
+        if extra > 0 and block.shape[:extra].numel() != 1:
+            raise ValueError(
+                "inverse_mass_matrix must be one chain's metric; got blocks of shape "
+                f"{tuple(block.shape)} (one per chain): pass the metric of the chain to follow"
+            )
+        blocks.append(block.reshape(block.shape[extra:]))
+    return Metric(blocks, dense=list(metric.dense))
+
+
 def _draw_momentum(metric: Metric, like: Tensor) -> Tensor:
     return metric.momentum_from_normal(torch.randn_like(like))
 
@@ -263,6 +281,8 @@ def record_trajectory(
         ravel = None
         q = torch.as_tensor(position).detach()
         flat_potential = potential_fn
+    if isinstance(inverse_mass_matrix, Metric):
+        inverse_mass_matrix = _one_chain(inverse_mass_matrix)
     metric = Metric.from_inverse_mass_matrix(inverse_mass_matrix, q)
     if momentum is None:
         p = _draw_momentum(metric, q)
@@ -349,7 +369,9 @@ def kernel_trajectory(
     :param params: unconstrained parameters keyed by site name.
     :param momentum: the flat momentum in the kernel's layout; drawn from :math:`\mathcal{N}(0,M)`
         with the kernel's metric if ``None``.
-    :param num_steps: defaults to ``kernel.num_steps``.
+    :param num_steps: defaults to ``kernel.num_steps`` (for a kernel that draws its number of
+        steps at random, the mean; build it with ``num_steps_jitter=0`` to replay its exact
+        trajectories).
     """
     if kernel.potential_fn is None or kernel.inverse_mass_matrix is None:
         raise ValueError("kernel must be set up first: call kernel.setup(warmup_steps, ...)")
@@ -357,11 +379,18 @@ def kernel_trajectory(
         num_steps = kernel.num_steps
     order = [name for block in kernel.inverse_mass_matrix for name in block]
     ordered = {name: params[name] for name in order}
+    # The kernel's step size and number of steps are tensors when each chain has its own; a
+    # recorded trajectory follows one chain.
+    step_size, num_steps = kernel.step_size, num_steps
+    if torch.is_tensor(step_size):
+        step_size = float(step_size.reshape(-1)[0])
+    if torch.is_tensor(num_steps):
+        num_steps = int(num_steps.reshape(-1)[0])
     trajectory = record_trajectory(
         kernel.potential_fn,
         ordered,
         momentum,
-        step_size=kernel.step_size,
+        step_size=step_size,
         num_steps=num_steps,
         inverse_mass_matrix=kernel.metric,
     )
@@ -442,3 +471,86 @@ def density_grid(
     with torch.no_grad():
         u = potential_fn(torch.stack([x, y], dim=-1))
     return x, y, torch.exp(-(u - u.min()))
+
+
+def mass_levels(
+    density: Tensor,
+    masses: Sequence[float] = (0.5, 0.9, 0.99),
+    weights: Tensor | None = None,
+) -> dict[float, float]:
+    r"""Contour levels that enclose given probability masses, for labelled contour plots.
+
+    The highest-density region with mass :math:`m` is :math:`\{x : \pi(x) \ge c_m\}`; on a
+    grid, :math:`c_m` is the density at which the cells sorted by density first accumulate a
+    fraction :math:`m` of the total. For a 2-D Gaussian, :math:`c_m = (1 - m)` times the peak.
+    The grid must hold nearly all the mass (the fractions are of what it holds).
+
+    :param density: a density (unnormalised) on a grid, as from :func:`density_grid`.
+    :param masses: probability masses in :math:`(0, 1)`.
+    :param weights: the area of each grid cell, of the shape of ``density``, for grids that are
+        not uniform in the plotted coordinates (for instance :math:`\sigma` on a grid uniform in
+        :math:`\log\sigma`: weights :math:`\sigma`); uniform if omitted.
+    :returns: ``{level: mass}`` sorted by increasing level, ready for
+        ``ax.contour(X, Y, density, levels=list(levels))`` and
+        ``ax.clabel(contours, fmt={level: f"{mass:.0%}" ...})``.
+    """
+    masses = [check.open_unit_interval("masses", mass) for mass in masses]
+    values = density.detach().reshape(-1).double()
+    cell = torch.ones_like(values) if weights is None else weights.reshape(-1).double()
+    if cell.shape != values.shape:
+        raise ValueError(
+            f"weights must have the shape of density {tuple(density.shape)}; "
+            f"got {tuple(weights.shape)}"
+        )
+    order = torch.argsort(values, descending=True)
+    cumulative = torch.cumsum(values[order] * cell[order], 0)
+    cumulative = cumulative / cumulative[-1]
+    levels = {}
+    for mass in masses:
+        index = int(torch.searchsorted(cumulative, torch.tensor(float(mass), dtype=torch.float64)))
+        levels[float(values[order][min(index, len(values) - 1)])] = float(mass)
+    return dict(sorted(levels.items()))
+
+
+@contextmanager
+def quick_runs(
+    num_samples: int = 50, warmup_steps: int = 50, num_chains: int = 1
+) -> Iterator[None]:
+    """Shorten every :class:`pyro.infer.MCMC` run made inside the block, to try code in seconds.
+
+    While the block runs, ``pyro.infer.MCMC`` (as imported from :mod:`pyro.infer` or
+    :mod:`pyro.infer.mcmc`) is a subclass that caps ``num_samples`` and ``warmup_steps``; code
+    that imports ``MCMC`` inside the block gets it. The documentation's tests run every page's
+    code, and every generated notebook, this way; results are then noisy, not wrong.
+
+    :param int num_samples: the most draws a run keeps.
+    :param int warmup_steps: the most warmup iterations a run takes.
+    :param int num_chains: the most chains a run draws.
+    """
+    import pyro.infer
+    import pyro.infer.mcmc
+    import pyro.infer.mcmc.api
+
+    max_samples = check.positive_int("num_samples", num_samples)
+    max_warmup = check.nonnegative_int("warmup_steps", warmup_steps)
+    max_chains = check.positive_int("num_chains", num_chains)
+    original = pyro.infer.mcmc.api.MCMC
+
+    class QuickMCMC(original):
+        def __init__(self, kernel, num_samples, warmup_steps=None, *args, **kwargs):
+            warmup = num_samples if warmup_steps is None else warmup_steps
+            if "num_chains" in kwargs:
+                kwargs["num_chains"] = min(kwargs["num_chains"], max_chains)
+            super().__init__(
+                kernel, min(num_samples, max_samples), min(warmup, max_warmup), *args, **kwargs
+            )
+
+    modules = (pyro.infer, pyro.infer.mcmc, pyro.infer.mcmc.api)
+    saved = [module.MCMC for module in modules]
+    for module in modules:
+        module.MCMC = QuickMCMC
+    try:
+        yield
+    finally:
+        for module, value in zip(modules, saved, strict=True):
+            module.MCMC = value

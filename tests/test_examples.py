@@ -25,6 +25,8 @@ FIGURES = {
     "swap_kernels.py": ["swap_kernels.png"],
     "constrained_trajectory.py": ["constrained_trajectory.png"],
     "custom_kernel.py": ["custom_kernel.png"],
+    "foundations.py": ["foundations.png"],
+    "divergences.py": ["divergences.png"],
 }
 
 

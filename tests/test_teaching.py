@@ -38,14 +38,23 @@ def scale_model() -> None:
     pyro.sample("scale", dist.LogNormal(torch.tensor(0.0, dtype=torch.float64), 0.5))
 
 
+def same(a: torch.Tensor, b: torch.Tensor) -> None:
+    """Exactly equal: the recording runs the kernel's own integrator on the same numbers."""
+    assert torch.equal(a, b)
+
+
 def proposal_and_momentum(kernel: SimpleHMC, q: torch.Tensor, seed: int):
     """The kernel's proposal from ``q``, and the momentum it drew (replayed from the same seed)."""
-    state = ChainState(q, *kernel._value_and_grad(q))
+    # The kernel works on a batch of chains, positions (C, D): here one chain.
+    chains = q.unsqueeze(0)
+    state = ChainState(chains, *kernel._value_and_grad(chains))
     torch.manual_seed(seed)
-    proposal, log_accept_ratio = kernel.propose(state, kernel.step_size)
+    step_size = torch.tensor([[kernel.step_size]], dtype=chains.dtype)
+    proposal, log_accept_ratio = kernel.propose(state, step_size)
     torch.manual_seed(seed)
-    momentum = kernel.metric.momentum_from_normal(torch.randn_like(q))
-    return proposal, log_accept_ratio, momentum
+    momentum = kernel.metric.momentum_from_normal(torch.randn_like(chains))[0]
+    one = ChainState(*(None if x is None else x[0] for x in proposal))
+    return one, log_accept_ratio.reshape(()), momentum
 
 
 def test_recorded_endpoint_is_the_kernels_proposal_for_the_same_momentum():
@@ -58,7 +67,7 @@ def test_recorded_endpoint_is_the_kernels_proposal_for_the_same_momentum():
         potential_fn=two_site_potential,
         step_size=0.15,
         num_steps=12,
-        num_steps_jitter=0.0,
+        num_steps_jitter=0,  # a fixed length: the recording replays exactly 12 steps
         adapt_step_size=False,
         adapt_mass_matrix=False,
         inverse_mass_matrix=inverse_mass,
@@ -79,15 +88,15 @@ def test_recorded_endpoint_is_the_kernels_proposal_for_the_same_momentum():
         inverse_mass_matrix=kernel.metric,
     )
     assert path.positions.shape == (13, 5)
-    assert torch.equal(path.end, proposal.position)
-    assert torch.equal(path.potential_energies[-1], proposal.potential_energy)
+    same(path.end, proposal.position)
+    same(path.potential_energies[-1], proposal.potential_energy)
     # Minus the energy error of the trajectory is the kernel's log acceptance ratio.
     torch.testing.assert_close(-path.energy_error[-1], log_accept_ratio, rtol=0, atol=1e-12)
 
     # kernel_trajectory finds all of this from the kernel itself, and draws the same momentum.
     torch.manual_seed(7)
     replay = kernel_trajectory(kernel, params)
-    assert torch.equal(replay.end, proposal.position)
+    same(replay.end, proposal.position)
 
 
 def test_kernel_trajectory_of_a_model_matches_the_proposal_in_both_spaces():
@@ -95,7 +104,7 @@ def test_kernel_trajectory_of_a_model_matches_the_proposal_in_both_spaces():
         scale_model,
         step_size=0.2,
         num_steps=9,
-        num_steps_jitter=0.0,
+        num_steps_jitter=0,
         adapt_step_size=False,
         adapt_mass_matrix=False,
     )
@@ -107,10 +116,10 @@ def test_kernel_trajectory_of_a_model_matches_the_proposal_in_both_spaces():
 
     torch.manual_seed(11)
     path = kernel_trajectory(kernel, params)
-    assert torch.equal(path.end, proposal.position)
+    same(path.end, proposal.position)
     unconstrained = path.sites()
     constrained = path.sites("constrained")
-    assert torch.equal(unconstrained["scale"][-1], proposal.position[2])
+    same(unconstrained["scale"][-1], proposal.position[2])
     # The positive site is sampled as its logarithm; the constrained path is its exponential.
     torch.testing.assert_close(constrained["scale"], unconstrained["scale"].exp())
     assert bool((constrained["scale"] > 0).all())
@@ -272,3 +281,48 @@ def test_sites_checks_the_space():
     )
     with pytest.raises(ValueError, match="needs a dict position"):
         flat.sites()
+
+
+def test_mass_levels_match_the_gaussian_highest_density_regions():
+    """For a 2-D Gaussian the region of mass m is bounded by (1 - m) times the peak density."""
+    from pyro_simplehmc.teaching import mass_levels
+
+    covariance = torch.diag(torch.tensor([1.0, 0.09]))
+    _, _, density = density_grid(gaussian_potential(covariance), (-6, 6), (-2, 2), 400)
+    levels = mass_levels(density, (0.5, 0.9, 0.99))
+    assert list(levels.values()) == [0.99, 0.9, 0.5]
+    for level, mass in levels.items():
+        # Grid resolution limits the match: cells of width 0.03 (in sd units: 0.03 and 0.1).
+        assert level == pytest.approx(1 - mass, abs=0.01)
+    # On a grid uniform in log(sigma), plotted in sigma, the cell areas are proportional to sigma:
+    # weighting by them recovers the levels of the uniform grid in sigma.
+    z = torch.linspace(-7.0, 1.5, 4000)
+    sigma = z.exp()
+    weighted = mass_levels(torch.exp(-0.5 * ((sigma - 1.0) / 0.3) ** 2), (0.5,), weights=sigma)
+    unweighted = mass_levels(torch.exp(-0.5 * ((sigma - 1.0) / 0.3) ** 2), (0.5,))
+    assert next(iter(weighted)) == pytest.approx(math.exp(-0.5 * 0.6745**2), abs=0.01)
+    assert next(iter(unweighted)) != pytest.approx(next(iter(weighted)), abs=0.05)
+    with pytest.raises(ValueError, match="masses"):
+        mass_levels(density, (1.5,))
+
+
+def test_quick_runs_shortens_mcmc_and_restores_it():
+    import pyro.infer
+
+    from pyro_simplehmc.teaching import quick_runs
+
+    original = pyro.infer.MCMC
+    potential = lambda params: 0.5 * (params["x"] ** 2).sum()  # noqa: E731
+    with quick_runs(num_samples=7, warmup_steps=3, num_chains=1):
+        from pyro.infer import MCMC
+
+        mcmc = MCMC(
+            SimpleHMC(potential_fn=potential, num_steps=2),
+            num_samples=1000,
+            warmup_steps=1000,
+            num_chains=3,
+            initial_params={"x": torch.zeros(2)},
+            disable_progbar=True,
+        )
+        assert (mcmc.num_samples, mcmc.warmup_steps, mcmc.num_chains) == (7, 3, 1)
+    assert pyro.infer.MCMC is original
