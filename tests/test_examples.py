@@ -27,6 +27,7 @@ FIGURES = {
     "custom_kernel.py": ["custom_kernel.png"],
     "foundations.py": ["foundations.png"],
     "divergences.py": ["divergences.png"],
+    "trajectory_length.py": ["trajectory_length.png"],
 }
 
 
