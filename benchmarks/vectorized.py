@@ -335,6 +335,10 @@ def _ours_gradients(mcmc) -> int | None:
                 return None
             total += int(g["warmup"]) + int(g["sampling"])
         return total
+    # As pyro.infer.MCMC.diagnostics() lays it out: {"chain 0": {"warmup": .., "sampling": ..}}.
+    per_chain = mcmc.diagnostics().get("gradient evaluations")
+    if isinstance(per_chain, dict) and per_chain:
+        return sum(int(g["warmup"]) + int(g["sampling"]) for g in per_chain.values())
     return None
 
 
