@@ -349,6 +349,9 @@ def _ours_accept(mcmc) -> float | None:
     if per_chain:
         values = [float(d["acceptance rate"]) for d in per_chain if "acceptance rate" in d]
         return statistics.fmean(values) if values else None
+    per_chain = mcmc.diagnostics().get("acceptance rate")
+    if isinstance(per_chain, dict) and per_chain:
+        return statistics.fmean(float(v) for v in per_chain.values())
     return None
 
 
@@ -386,7 +389,7 @@ def run_ours(which: str, path: str, **extra):
         mcmc.run()
         draws = mcmc.get_samples(group_by_chain=True)["x"]
         note = ""
-        length = getattr(mcmc.kernel, "trajectory_length", None)
+        length = getattr(mcmc.kernel, "adapted_trajectory_length", None)
         if extra.get("adapt_trajectory_length") and length is not None:
             note = f"adapted T = {float(length):.2f}"
         return {"draws": draws.detach().numpy(), "gradients": _ours_gradients(mcmc),
