@@ -2,7 +2,7 @@ r"""The metric: an inverse mass matrix :math:`M^{-1}` and what the kernels need 
 
 HMC draws momentum :math:`p \sim \mathcal{N}(0, M)` and moves with velocity :math:`M^{-1} p`;
 random-walk and Langevin proposals add noise with covariance :math:`\epsilon^2 M^{-1}`.
-Writing :math:`M^{-1} = L L^\top` (Cholesky), every operation is a product or a triangular solve
+Writing :math:`M^{-1} = C C^\top` (Cholesky), every operation is a product or a triangular solve
 with :math:`L`, cached once per matrix, so a dense block costs :math:`O(D^2)` per call and a
 diagonal block :math:`O(D)`. No matrix is ever inverted.
 
@@ -104,7 +104,7 @@ class Metric:
         return 0.5 * (momentum * self.velocity(momentum)).sum(-1)
 
     def momentum_from_normal(self, noise: Tensor) -> Tensor:
-        r"""Map :math:`\xi \sim \mathcal{N}(0, I)` to :math:`L^{-\top}\xi \sim \mathcal{N}(0,M)`."""
+        r"""Map :math:`\xi \sim \mathcal{N}(0, I)` to :math:`C^{-\top}\xi \sim \mathcal{N}(0,M)`."""
 
         def block(i, z):
             c = self._chol[i]
@@ -115,7 +115,7 @@ class Metric:
         return self._apply(block, noise)
 
     def position_from_normal(self, noise: Tensor) -> Tensor:
-        r"""Map :math:`\xi \sim \mathcal{N}(0, I)` to :math:`L\xi \sim \mathcal{N}(0, M^{-1})`."""
+        r"""Map :math:`\xi \sim \mathcal{N}(0, I)` to :math:`C\xi \sim \mathcal{N}(0, M^{-1})`."""
 
         def block(i, z):
             c = self._chol[i]
@@ -124,7 +124,7 @@ class Metric:
         return self._apply(block, noise)
 
     def whiten(self, x: Tensor) -> Tensor:
-        r""":math:`L^{-1} x`, so that :math:`\lVert L^{-1}x \rVert^2 = x^\top M x`."""
+        r""":math:`C^{-1} x`, so that :math:`\lVert C^{-1}x \rVert^2 = x^\top M x`."""
 
         def block(i, z):
             c = self._chol[i]

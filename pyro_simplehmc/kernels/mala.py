@@ -3,13 +3,13 @@ r"""The Metropolis-adjusted Langevin algorithm (MALA).
 One Euler step of the Langevin diffusion, drifting uphill along the gradient of the log density:
 
 .. math::
-    q' = q - \tfrac{\epsilon^2}{2} M^{-1} \nabla U(q) + \epsilon L \xi,
-    \qquad \xi \sim \mathcal{N}(0, I), \quad L L^\top = M^{-1}.
+    q' = q - \tfrac{\epsilon^2}{2} M^{-1} \nabla U(q) + \epsilon C \xi,
+    \qquad \xi \sim \mathcal{N}(0, I), \quad C C^\top = M^{-1}.
 
 The proposal is not symmetric, so the Metropolis-Hastings ratio carries the proposal densities
 :math:`k(q' \mid q) = \mathcal{N}(q';\, q - \tfrac{\epsilon^2}{2} M^{-1}\nabla U(q),\,
 \epsilon^2 M^{-1})` in both directions. This proposal is exactly one leapfrog step of HMC with
-fresh momentum :math:`p = L^{-\top}\xi`, and the two acceptance ratios agree.
+fresh momentum :math:`p = C^{-\top}\xi`, and the two acceptance ratios agree.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@ r"""Random-walk Metropolis: a Gaussian step around the current point.
 
 Propose
 
-.. math:: q' = q + \epsilon\, L \xi, \qquad \xi \sim \mathcal{N}(0, I), \quad L L^\top = M^{-1},
+.. math:: q' = q + \epsilon\, C \xi, \qquad \xi \sim \mathcal{N}(0, I), \quad C C^\top = M^{-1},
 
 a symmetric proposal, so the Metropolis-Hastings ratio is the ratio of target densities:
 :math:`\log r = U(q) - U(q')`. With an adapted :math:`M^{-1}` (about the posterior covariance) the
