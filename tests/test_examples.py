@@ -27,6 +27,7 @@ FIGURES = {
     "custom_kernel.py": ["custom_kernel.png"],
     "foundations.py": ["foundations.png"],
     "divergences.py": ["divergences.png"],
+    "compare_model.py": ["compare_model_z.png", "compare_model_ess_per_eval.png"],
 }
 
 
