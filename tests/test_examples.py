@@ -28,6 +28,7 @@ FIGURES = {
     "foundations.py": ["foundations.png"],
     "divergences.py": ["divergences.png"],
     "trajectory_length.py": ["trajectory_length.png"],
+    "compare_model.py": ["compare_model_z.png", "compare_model_ess_per_eval.png"],
 }
 
 
