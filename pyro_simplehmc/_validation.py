@@ -123,3 +123,53 @@ def chain_dimension(name: str, params: Mapping[str, Tensor], num_chains: int) ->
                 f"{name} must have a leading chain dimension of size num_chains={num_chains} "
                 f"on every site; got site {site!r} with shape {tuple(value.shape)}"
             )
+
+
+# ---------------------------------------------------------------------------- comparison runner,
+# testing kit, targets and the command line (issue 12)
+
+
+def int_at_least(name: str, value: Any, minimum: int) -> int:
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
+    return int(value)
+
+
+def real_in_open_interval(name: str, value: Any, low: float, high: float) -> float:
+    real = _as_real(value)
+    if real is None or not low < real < high:
+        raise ValueError(
+            f"{name} must be a number strictly between {low} and {high}; got {value!r}"
+        )
+    return real
+
+
+def real_at_least(name: str, value: Any, minimum: float) -> float:
+    real = _as_real(value)
+    if real is None or not math.isfinite(real) or real < minimum:
+        raise ValueError(f"{name} must be a finite number >= {minimum}; got {value!r}")
+    return real
+
+
+def int_list(name: str, values: Any, minimum: int) -> list[int]:
+    message = f"{name} must be a non-empty list of integers >= {minimum}; got {values!r}"
+    if isinstance(values, str | bytes) or not hasattr(values, "__iter__"):
+        raise ValueError(message)
+    values = list(values)
+    if not values or any(
+        not isinstance(v, numbers.Integral) or isinstance(v, bool) or v < minimum for v in values
+    ):
+        raise ValueError(message)
+    return [int(v) for v in values]
+
+
+def tuple_or_list(name: str, value: Any) -> tuple:
+    if not isinstance(value, tuple | list):
+        raise ValueError(f"{name} must be a tuple or a list; got {type(value).__name__}")
+    return tuple(value)
+
+
+def string_or_none(name: str, value: Any) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ValueError(f"{name} must be a string or None; got {type(value).__name__}")
+    return value

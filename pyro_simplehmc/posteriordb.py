@@ -13,13 +13,21 @@ from ``theta_trans``, ``tau`` and ``mu`` in the non-centred eight schools), and
 :func:`compare_with_reference` scores draws against a reference summary.
 
 Everything is computed in float64: some posteriors have standard deviations of 1e-3.
+
+The data and reference summaries of the six ported posteriors ship with the package
+(``pyro_simplehmc/data/posteriordb.json``, written by ``scripts/make_posteriordb_bundle.py``
+from posteriordb's files, BSD 3-Clause): :func:`load_posterior` reads them, so that a posterior
+can be run without a copy of posteriordb.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
 
 import arviz as az
 import numpy as np
@@ -42,7 +50,11 @@ __all__ = [
     "flatten_draws",
     "gp_regr",
     "kidscore_interaction",
+    "load_posterior",
 ]
+
+#: The file (in ``pyro_simplehmc/data``) holding the ported posteriors' data and references.
+BUNDLE = "posteriordb.json"
 
 DTYPE = torch.float64
 
@@ -285,3 +297,24 @@ def compare_with_reference(
         np.asarray(errors),
         two_sided_z_threshold(alpha, len(names)),
     )
+
+
+@cache
+def _bundle() -> dict:
+    text = resources.files("pyro_simplehmc").joinpath("data", BUNDLE).read_text()
+    return json.loads(text)["posteriors"]
+
+
+def load_posterior(name: str) -> tuple[Posterior, dict, dict]:
+    """A ported posterior with its data and reference summary, from the package's own copy.
+
+    :param name: a key of :data:`POSTERIORS`, e.g. ``"arK-arK"``.
+    :returns: ``(posterior, data, reference)``: the :class:`Posterior`, the data dict (as in
+        posteriordb's ``data.json``) and ``{quantity: {"mean", "sd", "posteriordb_ess_bulk",
+        "posteriordb_mcse_mean", "n_draws"}}``.
+    :raises ValueError: for a name that is not ported, listing those that are.
+    """
+    if name not in POSTERIORS:
+        raise ValueError(f"posterior must be one of {sorted(POSTERIORS)}; got {name!r}")
+    entry = _bundle()[name]
+    return POSTERIORS[name], entry["data"], entry["reference"]

@@ -49,13 +49,14 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from statistics import NormalDist
 
-import arviz as az
 import numpy as np
 import torch
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from torch import Tensor
+
+from . import _validation as check
+from .compare.statistics import bonferroni_threshold, mcse_of_mean, z_scores
 
 __all__ = [
     "InvarianceResult",
@@ -79,18 +80,6 @@ def _scipy_stats():
     return stats
 
 
-def _check_positive_int(name: str, value, minimum: int = 1) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}")
-    return value
-
-
-def _check_probability(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1; got {value!r}")
-    return float(value)
-
-
 def tempered(potential_fn: PotentialFn, inverse_temperature: float) -> PotentialFn:
     r"""The potential of the tempered target :math:`\pi^\beta`: :math:`\beta\, U`.
 
@@ -100,10 +89,8 @@ def tempered(potential_fn: PotentialFn, inverse_temperature: float) -> Potential
     :param potential_fn: the potential :math:`U` of the target.
     :param float inverse_temperature: :math:`\beta > 0`; below 1 widens the target.
     """
-    if not isinstance(inverse_temperature, int | float) or not inverse_temperature > 0:
-        raise ValueError(
-            f"inverse_temperature must be a positive number; got {inverse_temperature!r}"
-        )
+    check.callable_or_none("potential_fn", potential_fn)
+    inverse_temperature = check.positive_finite("inverse_temperature", inverse_temperature)
     return lambda params: inverse_temperature * potential_fn(params)
 
 
@@ -112,11 +99,10 @@ def two_sided_z_threshold(alpha: float, num_tests: int = 1) -> float:
 
     :param float alpha: the family-wise false-alarm probability.
     :param int num_tests: the number of z-scores tested together.
-    :returns: :math:`\Phi^{-1}(1 - \alpha / (2 k))`.
+    :returns: :math:`\Phi^{-1}(1 - \alpha / (2 k))`, the threshold the comparison runner uses
+        too (:func:`pyro_simplehmc.compare.statistics.bonferroni_threshold`).
     """
-    _check_probability("alpha", alpha)
-    _check_positive_int("num_tests", num_tests)
-    return NormalDist().inv_cdf(1.0 - alpha / (2 * num_tests))
+    return bonferroni_threshold(num_tests, alpha)
 
 
 # ---------------------------------------------------------------------------------- invariance
@@ -211,9 +197,9 @@ def one_step_invariance_test(
     :param bool squares: also test the means of the squared coordinates.
     :param float alpha: the significance level of each test.
     """
-    _check_positive_int("num_samples", num_samples, minimum=2)
-    _check_positive_int("num_kernel_steps", num_kernel_steps)
-    _check_probability("alpha", alpha)
+    check.int_at_least("num_samples", num_samples, 2)
+    check.positive_int("num_kernel_steps", num_kernel_steps)
+    check.open_unit_interval("alpha", alpha)
     stats = _scipy_stats()
 
     start = {k: torch.as_tensor(v) for k, v in exact_sampler(num_samples).items()}
@@ -253,6 +239,10 @@ def one_step_invariance_test(
 # ---------------------------------------------------------------------------------- z-tests
 
 
+def _mcse(values: np.ndarray) -> float:
+    return float(mcse_of_mean(values))
+
+
 @dataclass
 class ZTestResult:
     """A family of z-tests: estimates against reference values in units of standard error.
@@ -272,7 +262,7 @@ class ZTestResult:
 
     @property
     def z(self) -> np.ndarray:
-        return (self.estimates - self.targets) / self.standard_errors
+        return z_scores(self.estimates, self.targets, self.standard_errors)
 
     @property
     def max_abs_z(self) -> float:
@@ -293,11 +283,6 @@ class ZTestResult:
     def __str__(self) -> str:
         status = "passed" if self.passed else "FAILED: " + "; ".join(self.failures)
         return f"max |z| = {self.max_abs_z:.2f} (threshold {self.threshold:.2f}), {status}"
-
-
-def _mcse_of_mean(values: np.ndarray) -> float:
-    """MCSE of the mean of ``values`` (shape ``(chains, draws)``), from arviz's ESS."""
-    return float(az.mcse(values, method="mean"))
 
 
 def mcse_z_test(
@@ -339,7 +324,7 @@ def mcse_z_test(
             f"mean must have shape ({dim},) and covariance ({dim}, {dim}); "
             f"got {mu.shape} and {cov.shape}"
         )
-    _check_probability("alpha", alpha)
+    check.open_unit_interval("alpha", alpha)
     sd = np.sqrt(np.diag(cov))
     centred = x - mu
 
@@ -359,7 +344,7 @@ def mcse_z_test(
                 functions.append(centred[..., i] * centred[..., j] / (sd[i] * sd[j]))
                 targets.append(cov[i, j] / (sd[i] * sd[j]))
     estimates = np.array([f.mean() for f in functions])
-    errors = np.array([_mcse_of_mean(f) for f in functions])
+    errors = np.array([_mcse(f) for f in functions])
     threshold = two_sided_z_threshold(alpha, len(names))
     return ZTestResult(names, estimates, np.asarray(targets), errors, threshold)
 
@@ -415,18 +400,17 @@ def geweke_test(
         variance makes the MCSE honest).
     :param float alpha: the family-wise false-alarm probability.
     """
-    _check_positive_int("num_samples", num_samples, minimum=10)
-    _check_positive_int("num_observations", num_observations)
-    _check_positive_int("kernel_steps_per_sweep", kernel_steps_per_sweep)
-    _check_positive_int("num_chains", num_chains)
+    check.int_at_least("num_samples", num_samples, 10)
+    check.positive_int("num_observations", num_observations)
+    check.positive_int("kernel_steps_per_sweep", kernel_steps_per_sweep)
+    check.positive_int("num_chains", num_chains)
     if num_samples // num_chains < 10:
         raise ValueError(
             f"num_samples must be at least 10 * num_chains; got {num_samples} and {num_chains}"
         )
-    _check_probability("alpha", alpha)
-    for name, value in [("prior_scale", prior_scale), ("noise_scale", noise_scale)]:
-        if not isinstance(value, int | float) or not (value > 0 and math.isfinite(value)):
-            raise ValueError(f"{name} must be a positive finite number; got {value!r}")
+    check.open_unit_interval("alpha", alpha)
+    prior_scale = check.positive_finite("prior_scale", prior_scale)
+    noise_scale = check.positive_finite("noise_scale", noise_scale)
     dtype = torch.float64
 
     def draw_data(theta: Tensor) -> Tensor:
@@ -475,7 +459,7 @@ def geweke_test(
             kernel.cleanup()
 
     se_mc = g_mc.std(axis=0, ddof=1) / math.sqrt(num_samples)
-    se_sc = np.array([_mcse_of_mean(g_sc[..., i]) for i in range(len(names))])
+    se_sc = np.array([_mcse(g_sc[..., i]) for i in range(len(names))])
     return ZTestResult(
         names,
         g_sc.mean(axis=(0, 1)),

@@ -1,17 +1,22 @@
-"""Monte-Carlo z-scores of sample moments against known truth (ESS and MCSE from arviz)."""
+"""Monte-Carlo z-scores of sample moments against known truth, for the tests.
+
+Thin wrappers: the moments, their MCSEs and the z-scores come from the package's one set of
+helpers (:mod:`pyro_simplehmc.compare.statistics`, through :func:`pyro_simplehmc.testing.
+mcse_z_test`), the same the comparison runner and the testing kit use.
+"""
 
 from __future__ import annotations
 
-import arviz as az
 import numpy as np
 import torch
+
+from pyro_simplehmc.compare.statistics import max_abs, mcse_of_mean, z_scores
+from pyro_simplehmc.testing import mcse_z_test
 
 
 def mcse_z(draws: np.ndarray, truth: float) -> float:
     """z-score of the mean of ``draws`` (chains, draws) against ``truth``, MCSE from arviz."""
-    estimate = draws.mean()
-    se = float(az.mcse(draws, method="mean"))
-    return (estimate - truth) / se
+    return float(z_scores(np.mean(draws), truth, mcse_of_mean(draws)))
 
 
 def moment_z_scores(
@@ -23,26 +28,16 @@ def moment_z_scores(
     its Monte-Carlo standard error comes from that function's ESS: ``(x_i - mu_i)**2`` for
     variances, ``(x_i - mu_i) * (x_j - mu_j) / (sd_i * sd_j)`` for correlations.
     """
-    x = samples.detach().cpu().double().numpy()
-    mu = mean.double().numpy()
-    c = cov.double().numpy()
-    sd = np.sqrt(np.diag(c))
-    centred = x - mu
-    dim = x.shape[-1]
+    result = mcse_z_test(samples, mean, cov, correlations=True)
     out: dict[str, list[float]] = {"mean": [], "var": [], "corr": []}
-    for i in range(dim):
-        out["mean"].append(mcse_z(x[..., i], mu[i]))
-        out["var"].append(mcse_z(centred[..., i] ** 2, c[i, i]))
-        for j in range(i + 1, dim):
-            product = centred[..., i] * centred[..., j] / (sd[i] * sd[j])
-            out["corr"].append(mcse_z(product, c[i, j] / (sd[i] * sd[j])))
+    for name, z in zip(result.names, result.z, strict=True):
+        out[name.split("[")[0]].append(float(z))
     return out
 
 
 def max_abs_z(z: dict[str, list[float]]) -> float:
     """The largest |z|; a NaN (a moment that could not be estimated) counts as infinite."""
-    values = np.abs([v for vs in z.values() for v in vs])
-    return float("inf") if np.isnan(values).any() else float(values.max())
+    return max_abs([v for vs in z.values() for v in vs])
 
 
 def chain_diagnostics(mcmc, key: str) -> list:
@@ -50,6 +45,7 @@ def chain_diagnostics(mcmc, key: str) -> list:
 
     Pyro 1.9.2's ``MCMC.diagnostics()`` first computes ESS with ``pyro.ops.stats``, whose
     ``_cummin`` allocates draws x draws x coordinates numbers: 4 GB for 6000 draws of 50
-    coordinates, more than this machine has for 15000.
+    coordinates, more than this machine has for 15000. (``_diagnostics`` is private to Pyro;
+    the package itself reads the kernel's ``diagnostics()`` in a ``hook_fn`` instead.)
     """
     return [chain[key] for chain in mcmc._diagnostics]

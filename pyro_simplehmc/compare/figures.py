@@ -1,19 +1,32 @@
-"""Figures of a comparison and of a scaling run, drawn with matplotlib's Agg backend."""
+"""Figures of a comparison and of a scaling run, written to PNG files.
+
+The figures are :class:`matplotlib.figure.Figure` objects saved directly, without
+:mod:`matplotlib.pyplot`: no display is needed, and importing this module leaves matplotlib's
+backend (and the user's own figures) alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # files only: no display needed, and safe in CI
-
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.figure import Figure
 
 from ..targets import Target
-from .runner import MIN_RELIABLE_ESS, Comparison
+from .results import Comparison, KernelResult
+from .scaling import THEORY_SLOPES, fit_slope
+from .statistics import FAIL, MIN_RELIABLE_ESS, PASS
+
+
+def _subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(rows, cols, squeeze=squeeze)
+
+
+def _verdict(result: KernelResult) -> str:
+    """The verdict a figure shows: against the truth if there is one, else the reference's."""
+    return result.status_truth if result.status_truth != "-" else result.status_ref
 
 
 def _grid(n: int) -> tuple[int, int]:
@@ -25,13 +38,16 @@ def plot_traces(comparison: Comparison, path: str | Path, coords: int = 2) -> Pa
     """Trace plots: one panel per kernel, the first ``coords`` coordinates of chain 0."""
     names = list(comparison.draws)
     rows, cols = _grid(len(names))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 2.6 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4.5 * cols, 2.6 * rows), squeeze=False)
+    labels = comparison.coords or [f"x[{i}]" for i in range(comparison.dim)]
     for ax, name in zip(axes.flat, names, strict=False):
         draws = comparison.draws[name][0]
         for i in range(min(coords, draws.shape[1])):
-            ax.plot(draws[:, i], lw=0.6, label=f"x[{i}]")
+            ax.plot(draws[:, i], lw=0.6, label=labels[i])
         result = comparison[name]
-        ax.set_title(f"{name}  ({result.status_truth}, accept {result.acceptance_rate:.2f})")
+        ax.set_title(
+            f"{name}  ({_verdict(result)}, accept {result.acceptance_rate:.2f})", fontsize="medium"
+        )
         ax.set_xlabel("iteration after warmup")
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
@@ -56,7 +72,7 @@ def plot_scatter(
     """
     names = list(comparison.draws)
     rows, cols = _grid(len(names))
-    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = _subplots(rows, cols, figsize=(4 * cols, 3.8 * rows), squeeze=False)
     sd = target.var.sqrt()
     lo = (target.mean - 3.5 * sd)[:2].tolist()
     hi = (target.mean + 3.5 * sd)[:2].tolist()
@@ -87,24 +103,81 @@ def plot_scatter(
 
 
 def plot_ess_per_eval(comparison: Comparison, path: str | Path) -> Path:
-    """Bar chart of the smallest bulk ESS per evaluation, failing kernels hatched."""
+    """Bar chart of the smallest bulk ESS per evaluation, labelled with each kernel's verdict.
+
+    ``FAIL``: red and hatched; ``TOO FEW DRAWS`` / ``NOT MIXED`` (no reliable verdict): grey and
+    hatched; ``ERROR``: no bar.
+    """
     results = comparison.results
-    fig, ax = plt.subplots(figsize=(1.2 * len(results) + 2, 3.5))
-    values = [r.ess_per_eval for r in results]
+    fig, ax = _subplots(figsize=(1.3 * len(results) + 2, 3.8))
+    values = [0.0 if r.error is not None else r.ess_per_eval for r in results]
     bars = ax.bar([r.name for r in results], values)
     for bar, r in zip(bars, results, strict=True):
-        if r.status_truth == "FAIL":
+        status = _verdict(r)
+        if status == FAIL:
             bar.set_hatch("//")
             bar.set_facecolor("tab:red")
+        elif status not in (PASS, "-"):
+            bar.set_hatch("..")
+            bar.set_facecolor("lightgrey")
+        ax.annotate(
+            status,
+            (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+            ha="center",
+            va="bottom",
+            fontsize="x-small",
+        )
     ax.set_ylabel("min ESS per gradient\n(per potential for random walks)")
     ax.set_title(f"Cost of an effective draw on {comparison.target}")
     ax.tick_params(axis="x", rotation=30)
+    ax.margins(y=0.15)
     fig.tight_layout()
     return _save(fig, path)
 
 
-#: The slope of log(ESS per evaluation) against log(D) that optimal-scaling theory predicts.
-THEORY_SLOPES: dict[str, float] = {"RandomWalkMH": -1.0, "MALA": -1.0 / 3.0, "SimpleHMC": -0.25}
+def plot_z(comparison: Comparison, path: str | Path) -> Path:
+    """The :math:`z`-score of every mean and variance, per kernel, with the threshold.
+
+    Against the truth where there is one, else against the reference. A kernel without a
+    reliable verdict is drawn with hollow markers and its verdict in the legend.
+    """
+    results = [r for r in comparison.results if r.error is None]
+    coords = comparison.coords or [f"x[{i}]" for i in range(comparison.dim)]
+    fig, axes = _subplots(1, 2, figsize=(max(7.0, 0.5 * len(coords) * 2 + 3), 3.8))
+    for ax, what in zip(axes, ("mean", "var"), strict=True):
+        for k, r in enumerate(results):
+            truth = r.z_mean_truth is not None
+            z = (
+                (r.z_mean_truth if what == "mean" else r.z_var_truth)
+                if truth
+                else (r.z_mean_ref if what == "mean" else r.z_var_ref)
+            )
+            if z is None:
+                continue
+            status = _verdict(r)
+            reliable = status in (PASS, FAIL)
+            offset = (k - (len(results) - 1) / 2) * 0.1
+            ax.plot(
+                np.arange(len(z)) + offset,
+                np.clip(z, -10, 10),
+                "o",
+                mfc=None if reliable else "white",
+                label=f"{r.name} ({status})",
+            )
+        for sign in (-1, 1):
+            ax.axhline(sign * comparison.threshold, color="grey", ls="--", lw=0.8)
+        ax.set_xticks(range(len(coords)), coords, rotation=60, fontsize="x-small")
+        ax.set_title(f"z of each {'mean' if what == 'mean' else 'variance'}", fontsize="medium")
+    against = "the truth" if comparison.truth_mean is not None else comparison.reference
+    axes[0].set_ylabel(f"z against {against} (clipped to ±10)")
+    axes[1].legend(fontsize="x-small", loc="best")
+    fig.suptitle(
+        f"{comparison.target}: dashed: ±{comparison.threshold:.2f} (Bonferroni); "
+        "hollow: no reliable verdict",
+        fontsize="medium",
+    )
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_scaling(table: list[dict], path: str | Path, metric: str = "ess_per_eval") -> Path:
@@ -112,9 +185,7 @@ def plot_scaling(table: list[dict], path: str | Path, metric: str = "ess_per_eva
 
     :param table: rows with keys ``kernel``, ``dim``, ``metric`` (from :mod:`.scaling`).
     """
-    from .scaling import fit_slope
-
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig, ax = _subplots(figsize=(6.5, 4.5))
     for kernel in dict.fromkeys(row["kernel"] for row in table):
         rows = [r for r in table if r["kernel"] == kernel]
         dims = np.array([r["dim"] for r in rows], dtype=float)
@@ -147,7 +218,7 @@ def plot_scaling(table: list[dict], path: str | Path, metric: str = "ess_per_eva
 
 def plot_acceptance(table: list[dict], path: str | Path) -> Path:
     """Acceptance rate against :math:`D`: adapted kernels hold their targets."""
-    fig, ax = plt.subplots(figsize=(6.5, 4))
+    fig, ax = _subplots(figsize=(6.5, 4))
     for kernel in dict.fromkeys(row["kernel"] for row in table):
         rows = [r for r in table if r["kernel"] == kernel]
         ax.plot([r["dim"] for r in rows], [r["acceptance_rate"] for r in rows], "o-", label=kernel)
@@ -176,5 +247,4 @@ def plot_acceptance(table: list[dict], path: str | Path) -> Path:
 def _save(fig, path: str | Path) -> Path:
     path = Path(path)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return path

@@ -16,9 +16,14 @@ from collections.abc import Sequence
 import numpy as np
 from pyro.infer import NUTS
 
+from .. import _validation as check
 from ..kernels import MALA, RandomWalkMH, SimpleHMC
 from ..targets import diagonal_gaussian
-from .runner import KERNELS, KernelSpec, compare
+from .runner import compare
+from .specs import KERNELS, KernelSpec, resolve_kernels
+
+#: The slope of log(ESS per evaluation) against log(D) that optimal-scaling theory predicts.
+THEORY_SLOPES: dict[str, float] = {"RandomWalkMH": -1.0, "MALA": -1.0 / 3.0, "SimpleHMC": -0.25}
 
 #: Integration time of SimpleHMC in the scaling run, in units of the adapted (whitened) scale:
 #: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
@@ -28,13 +33,16 @@ SCALING_TRAJECTORY_LENGTH = 2.0
 #: of steps) and jitters its step size, which breaks the resonance of a fixed trajectory on a
 #: Gaussian.
 SCALING_KERNELS: dict[str, KernelSpec] = {
-    "RandomWalkMH": KernelSpec("RandomWalkMH", lambda t, u: RandomWalkMH(potential_fn=u), False),
-    "MALA": KernelSpec("MALA", lambda t, u: MALA(potential_fn=u)),
+    "RandomWalkMH": KernelSpec(
+        "RandomWalkMH", lambda t, u: RandomWalkMH(potential_fn=u), False, ours=True
+    ),
+    "MALA": KernelSpec("MALA", lambda t, u: MALA(potential_fn=u), ours=True),
     "SimpleHMC": KernelSpec(
         "SimpleHMC",
         lambda t, u: SimpleHMC(
             potential_fn=u, trajectory_length=SCALING_TRAJECTORY_LENGTH, step_size_jitter=0.2
         ),
+        ours=True,
     ),
     "NUTS": KernelSpec("NUTS", lambda t, u: NUTS(potential_fn=u)),
 }
@@ -75,21 +83,12 @@ def scaling(
         ``median_ess_per_eval`` (median bulk ESS of the coordinates per evaluation) and
         ``theory_slope``.
     """
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or d < 1 for d in dims):
-        raise ValueError(f"dims must be a non-empty list of integers >= 1; got {dims!r}")
-    specs = []
-    for kernel in kernels if kernels is not None else SCALING_KERNELS:
-        if isinstance(kernel, KernelSpec):
-            specs.append(kernel)
-        elif kernel in SCALING_KERNELS:
-            specs.append(SCALING_KERNELS[kernel])
-        elif kernel in KERNELS:
-            specs.append(KERNELS[kernel])
-        else:
-            names = sorted(set(SCALING_KERNELS) | set(KERNELS))
-            raise ValueError(f"unknown kernel {kernel!r}; choose from {names}")
-    from .figures import THEORY_SLOPES
-
+    dims = check.int_list("dims", dims, 1)
+    check.positive_finite("low", low)
+    check.positive_finite("high", high)
+    specs = resolve_kernels(kernels, {**KERNELS, **SCALING_KERNELS})
+    if kernels is None:
+        specs = list(SCALING_KERNELS.values())
     rows = []
     for dim in dims:
         result = compare(
@@ -151,8 +150,6 @@ def format_scaling_table(rows: list[dict]) -> str:
     ]
     text.insert(1, "  ".join("-" * w for w in widths))
     fitted, fitted_median = slopes(rows), slopes(rows, "median_ess_per_eval")
-    from .figures import THEORY_SLOPES
-
     text.append("")
     text.append("slope of log(ESS/eval) on log(D): min ESS / median ESS (theory)")
     for kernel, slope in fitted.items():
