@@ -4,6 +4,9 @@
 
     simplehmc validate [--quick] [--out DIR]      # the main job: comparison + short scaling run
     simplehmc compare --target correlated_gaussian --kernels MALA SimpleHMC NUTS
+    simplehmc compare --model my_model.py:model --args my_model.py:make_args --full-mass dense
+    simplehmc compare --posterior eight_schools-eight_schools_noncentered
+    simplehmc leaderboard --page docs/leaderboard.md   # every kernel on every ported posterior
     simplehmc scaling --dims 2 10 50 100 1000
     simplehmc chapter                             # the chapter's experiments, then the fair ones
 
@@ -14,13 +17,16 @@ the folder's name at the end. ``python -m pyro_simplehmc`` is the same command.
 from __future__ import annotations
 
 import argparse
+import importlib
+import importlib.util
 import json
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from . import _validation as check
 from .targets import TARGETS, get_target
 
 #: Settings of ``--quick`` (CI) and of the default run, per command.
@@ -55,10 +61,10 @@ def _add_run_options(parser: argparse.ArgumentParser, chains: int | None) -> Non
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}")
-    return value
+    try:
+        return check.positive_int("the value", int(text))
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1; got {text}") from error
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,14 +83,54 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_run_options(validate, chains=None)
 
-    comp = sub.add_parser("compare", help="run kernels side by side on one target")
+    comp = sub.add_parser(
+        "compare", help="run kernels side by side on a target, your model or a posterior"
+    )
+    what = comp.add_mutually_exclusive_group()
+    what.add_argument(
+        "--target", help=f"one of {', '.join(sorted(TARGETS))} (default correlated_gaussian)"
+    )
+    what.add_argument(
+        "--model",
+        help="your Pyro model, as path/to/file.py:function or package.module:function; "
+        "validated against a longer run of --reference",
+    )
+    what.add_argument(
+        "--posterior", help="a ported posteriordb posterior (see --list-posteriors)"
+    )
     comp.add_argument(
-        "--target", default="correlated_gaussian", help=f"one of {', '.join(sorted(TARGETS))}"
+        "--args",
+        dest="model_args",
+        help="FILE.py:FUNCTION or MODULE:FUNCTION returning (args, kwargs) for --model",
     )
     comp.add_argument("--dim", type=int, help="dimension, for targets that take one")
     comp.add_argument("--rho", type=float, help="correlation of correlated_gaussian")
     comp.add_argument("--kernels", nargs="+", help="kernel names (default: all)")
+    comp.add_argument(
+        "--reference", default="NUTS", help="the kernel the others are compared with (NUTS)"
+    )
+    comp.add_argument(
+        "--reference-samples",
+        type=int,
+        help="draws per chain of the reference with --model (default 4 x --num-samples)",
+    )
+    comp.add_argument(
+        "--full-mass",
+        choices=["diagonal", "dense"],
+        help="mass matrix of every kernel that takes one (default: each kernel's own)",
+    )
+    comp.add_argument(
+        "--list-posteriors", action="store_true", help="list the ported posteriors and exit"
+    )
     _add_run_options(comp, chains=2)
+
+    board = sub.add_parser(
+        "leaderboard", help="ESS per gradient relative to NUTS on every ported posterior"
+    )
+    board.add_argument(
+        "--page", type=Path, help="also write the Markdown page there (docs/leaderboard.md)"
+    )
+    _add_run_options(board, chains=2)
 
     scale = sub.add_parser("scaling", help="ESS per gradient against dimension")
     scale.add_argument("--dims", nargs="+", type=int, help="dimensions (default 2 10 50 100)")
@@ -99,13 +145,80 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _settings(args, defaults: dict, chains_default: int) -> dict:
+    """The run's settings; a value given on the command line is checked, never replaced."""
     base = QUICK if args.quick else defaults
-    return {
-        "num_samples": args.num_samples or base["num_samples"],
+    chains = getattr(args, "num_chains", None)
+    settings = {
+        "num_samples": base["num_samples"] if args.num_samples is None else args.num_samples,
         "warmup_steps": base["warmup_steps"] if args.warmup_steps is None else args.warmup_steps,
-        "num_chains": getattr(args, "num_chains", None) or chains_default or base["num_chains"],
+        "num_chains": chains if chains is not None else (chains_default or base["num_chains"]),
         "seed": args.seed,
     }
+    check.positive_int("--num-samples", settings["num_samples"])
+    check.nonnegative_int("--warmup-steps", settings["warmup_steps"])
+    check.positive_int("--num-chains", settings["num_chains"])
+    check.nonnegative_int("--seed", settings["seed"])
+    return settings
+
+
+def load_callable(spec: str, option: str) -> Callable:
+    """The function ``spec`` names: ``path/to/file.py:function`` or ``package.module:function``.
+
+    :param spec: the text given on the command line.
+    :param option: the option's name, for error messages.
+    :raises ValueError: naming ``option``, for a missing file, module or function.
+    """
+    check.string_or_none(option, spec)
+    source, sep, name = str(spec).rpartition(":")
+    if not sep or not source or not name:
+        raise ValueError(
+            f"{option} must be path/to/file.py:function or package.module:function; got {spec!r}"
+        )
+    if source.endswith(".py") or "/" in source or Path(source).is_file():
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"{option}: no such file {source!r}")
+        module_name = f"_simplehmc_user_{abs(hash(str(path.resolve())))}"
+        loader = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(loader)
+        try:
+            loader.loader.exec_module(module)
+        except Exception as error:
+            raise ValueError(
+                f"{option}: running {source!r} raised {type(error).__name__}: {error}"
+            ) from error
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ImportError as error:
+            raise ValueError(f"{option}: cannot import module {source!r}: {error}") from error
+    function = getattr(module, name, None)
+    if function is None:
+        defined = sorted(
+            k for k, v in vars(module).items() if callable(v) and not k.startswith("_")
+        )
+        raise ValueError(f"{option}: {source!r} has no {name!r}; it defines {defined}")
+    if not callable(function):
+        raise ValueError(f"{option}: {source}:{name} is not callable")
+    return function
+
+
+def load_model_args(spec: str | None) -> tuple[tuple, dict]:
+    """``(args, kwargs)`` from the function ``--args`` names (none: no arguments)."""
+    if spec is None:
+        return (), {}
+    value = load_callable(spec, "--args")()
+    if (
+        not isinstance(value, tuple | list)
+        or len(value) != 2
+        or not isinstance(value[0], tuple | list)
+        or not isinstance(value[1], dict)
+    ):
+        raise ValueError(
+            f"--args: {spec} must return (args, kwargs), a tuple or list and a dict; got "
+            f"{type(value).__name__} {str(value)[:80]}"
+        )
+    return tuple(value[0]), dict(value[1])
 
 
 def _out_dir(args, name: str) -> Path:
@@ -115,29 +228,41 @@ def _out_dir(args, name: str) -> Path:
 
 
 def run_compare(target, settings: dict, kernels, out: Path, figures: bool, progress: bool) -> bool:
-    """Run a comparison and write its table, CSV, JSON and figures into ``out``.
+    """Run a comparison on a target and write its table, CSV, JSON and figures into ``out``.
 
-    :returns: whether no kernel was marked FAIL with a reliable verdict.
+    :returns: whether no kernel was marked FAIL (a FAIL is always reliable) and none raised.
     """
     from .compare import compare
-    from .compare.report import format_table, write_csv, write_json
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table lists the warnings
         result = compare(target, kernels=kernels, progress=progress, **settings)
+    return write_report(result, out, figures, target)
+
+
+def write_report(result, out: Path, figures: bool, target=None) -> bool:
+    """Print the table of ``result`` and write it, the CSV, JSON and figures into ``out``.
+
+    :returns: :attr:`~pyro_simplehmc.compare.results.Comparison.passed`.
+    """
+    from .compare.report import format_table, write_csv, write_json
+
     table = format_table(result)
     print(table)
-    stem = target.name
+    stem = result.target
     (out / f"{stem}.txt").write_text(table + "\n")
     write_csv(result, out / f"{stem}.csv")
     write_json(result, out / f"{stem}.json")
     if figures:
         from .compare import figures as fig
 
-        fig.plot_traces(result, out / f"{stem}_traces.png")
-        fig.plot_scatter(result, target, out / f"{stem}_scatter.png")
+        if result.draws:
+            fig.plot_traces(result, out / f"{stem}_traces.png")
+            if target is not None and target.dim >= 2:
+                fig.plot_scatter(result, target, out / f"{stem}_scatter.png")
+        fig.plot_z(result, out / f"{stem}_z.png")
         fig.plot_ess_per_eval(result, out / f"{stem}_ess_per_eval.png")
-    return not result.reliable_failures
+    return result.passed
 
 
 def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progress: bool) -> None:
@@ -162,9 +287,9 @@ def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progres
         "slopes_median_ess": slopes(rows, "median_ess_per_eval"),
         "rows": rows,
     }
-    from .compare.report import _finite
+    from .compare.report import finite
 
-    (out / "scaling.json").write_text(json.dumps(_finite(summary), indent=1) + "\n")
+    (out / "scaling.json").write_text(json.dumps(finite(summary), indent=1) + "\n")
     if figures:
         from .compare import figures as fig
 
@@ -185,8 +310,8 @@ def _target_kwargs(args) -> dict:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``simplehmc``; returns the exit status.
 
-    0: done; 1: a kernel was marked FAIL with enough draws for the verdict to be reliable (its
-    smallest bulk ESS at least 100); 2: bad input.
+    0: done; 1: a kernel was marked FAIL (only ever with a reliable verdict: smallest bulk ESS
+    at least 100 and R-hat below 1.01) or raised on the model; 2: bad input.
     """
     args = build_parser().parse_args(argv)
     # The tensors here are tiny: extra intra-op threads only contend with each other (tenfold
@@ -208,13 +333,9 @@ def _dispatch(args) -> int:
     progress = not args.no_progress
     figures = not getattr(args, "no_figures", False)
     if args.command == "compare":
-        out = _out_dir(args, "compare")
-        target = get_target(args.target, **_target_kwargs(args))
-        passed = run_compare(
-            target, _settings(args, VALIDATE, 0), args.kernels, out, figures, progress
-        )
-        print(f"\nreport and figures written to {out}/")
-        return 0 if passed else 1
+        return _compare(args, figures, progress)
+    if args.command == "leaderboard":
+        return _leaderboard(args, progress)
     if args.command == "scaling":
         out = _out_dir(args, "scaling")
         dims = args.dims or (QUICK if args.quick else VALIDATE)["dims"]
@@ -243,6 +364,89 @@ def _dispatch(args) -> int:
     if args.command == "chapter":
         return _chapter(args, progress)
     raise AssertionError(args.command)
+
+
+def _full_mass(args) -> bool | None:
+    return None if args.full_mass is None else args.full_mass == "dense"
+
+
+def _compare(args, figures: bool, progress: bool) -> int:
+    from .compare import compare, compare_model, compare_posterior
+    from .posteriordb import POSTERIORS
+
+    if args.list_posteriors:
+        print("\n".join(POSTERIORS))
+        return 0
+    if args.model is None and args.model_args is not None:
+        raise ValueError("--args goes with --model")
+    if args.model is None and args.reference_samples is not None:
+        raise ValueError("--reference-samples goes with --model")
+    if (args.model is not None or args.posterior is not None) and (
+        args.dim is not None or args.rho is not None
+    ):
+        raise ValueError("--dim and --rho go with --target")
+    settings = _settings(args, VALIDATE, 0)
+    full_mass = _full_mass(args)
+    target = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the table lists the warnings
+        if args.model is not None:
+            model = load_callable(args.model, "--model")
+            model_args, model_kwargs = load_model_args(args.model_args)
+            result = compare_model(
+                model,
+                model_args,
+                model_kwargs,
+                kernels=args.kernels,
+                reference=args.reference,
+                reference_num_samples=args.reference_samples,
+                full_mass=full_mass,
+                progress=progress,
+                **settings,
+            )
+            out = _out_dir(args, "compare")
+        elif args.posterior is not None:
+            result = compare_posterior(
+                args.posterior,
+                kernels=args.kernels,
+                reference=args.reference,
+                full_mass=full_mass,
+                progress=progress,
+                **settings,
+            )
+            out = _out_dir(args, "compare")
+        else:
+            target = get_target(args.target or "correlated_gaussian", **_target_kwargs(args))
+            result = compare(
+                target,
+                kernels=args.kernels,
+                reference=args.reference,
+                full_mass=full_mass,
+                progress=progress,
+                **settings,
+            )
+            out = _out_dir(args, "compare")
+    passed = write_report(result, out, figures, target)
+    print(f"\nreport and figures written to {out}/")
+    return 0 if passed else 1
+
+
+def _leaderboard(args, progress: bool) -> int:
+    from .compare.leaderboard import LEADERBOARD, leaderboard, write_leaderboard
+
+    base = QUICK if args.quick else LEADERBOARD
+    settings = {
+        "num_samples": base["num_samples"] if args.num_samples is None else args.num_samples,
+        "warmup_steps": base["warmup_steps"] if args.warmup_steps is None else args.warmup_steps,
+        "num_chains": base["num_chains"] if args.num_chains is None else args.num_chains,
+        "seed": args.seed,
+    }
+    out = _out_dir(args, "leaderboard")
+    board = leaderboard(progress=progress, **settings)
+    text = write_leaderboard(board, out, page=args.page)
+    print(text)
+    print(f"\nleaderboard written to {out}/" + (f" and {args.page}" if args.page else ""))
+    return 0
 
 
 def _chapter(args, progress: bool) -> int:

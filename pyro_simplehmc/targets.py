@@ -44,6 +44,8 @@ import torch
 from pyro.distributions import constraints
 from torch import Tensor
 
+from . import _validation as check
+
 #: The file (in ``pyro_simplehmc/data``) holding the logistic regression's data and reference.
 LOGREG_REFERENCE = "logreg_reference.json"
 
@@ -132,9 +134,7 @@ def _from_distribution(
 
 
 def _check_dim(name: str, dim: int, low: int = 1) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {dim!r}")
-    return dim
+    return check.int_at_least(name, dim, low)
 
 
 # ---------------------------------------------------------------------------- the targets
@@ -146,8 +146,7 @@ def correlated_gaussian(rho: float = 0.95, dtype: torch.dtype = torch.float64) -
     :param rho: the correlation, in :math:`(-1, 1)`.
     :param dtype: the floating point type of every tensor.
     """
-    if not -1.0 < float(rho) < 1.0:
-        raise ValueError(f"rho must be in the open interval (-1, 1); got {rho!r}")
+    rho = check.real_in_open_interval("rho", rho, -1.0, 1.0)
     cov = torch.tensor([[1.0, rho], [rho, 1.0]], dtype=dtype)
     mean = torch.zeros(2, dtype=dtype)
     distribution = dist.MultivariateNormal(mean, covariance_matrix=cov)
@@ -172,8 +171,8 @@ def diagonal_gaussian(
     :param dtype: the floating point type of every tensor.
     """
     _check_dim("dim", dim)
-    if not 0.0 < float(low) <= float(high) < math.inf:
-        raise ValueError(f"need 0 < low <= high < inf; got low={low!r}, high={high!r}")
+    low = check.positive_finite("low", low)
+    high = check.real_at_least("high", high, low)
     var = torch.linspace(low, high, dim, dtype=dtype)
     mean = torch.zeros(dim, dtype=dtype)
     distribution = dist.Normal(mean, var.sqrt()).to_event(1)
@@ -205,8 +204,8 @@ def ill_conditioned_gaussian(
     :param dtype: the floating point type of every tensor.
     """
     _check_dim("dim", dim, low=2)
-    if not 1.0 <= float(condition_number) < math.inf:
-        raise ValueError(f"condition_number must be finite and >= 1; got {condition_number!r}")
+    condition_number = check.real_at_least("condition_number", condition_number, 1.0)
+    seed = check.nonnegative_int("seed", seed)
     generator = torch.Generator().manual_seed(seed)
     # QR of a Gaussian matrix, with the signs fixed, is a uniformly random rotation.
     q, r = torch.linalg.qr(torch.randn(dim, dim, generator=generator, dtype=torch.float64))
@@ -387,5 +386,8 @@ def get_target(name: str, **kwargs) -> Target:
     """
     key = str(name).replace("-", "_")
     if key not in TARGETS:
-        raise ValueError(f"unknown target {name!r}; choose one of {sorted(TARGETS)}")
-    return TARGETS[key](**kwargs)
+        raise ValueError(f"target: unknown target {name!r}; choose one of {sorted(TARGETS)}")
+    try:
+        return TARGETS[key](**kwargs)
+    except TypeError as error:  # an option this target does not take, e.g. dim for a 2-D one
+        raise ValueError(f"target {key!r}: {error}") from error

@@ -25,6 +25,7 @@ FIGURES = {
     "swap_kernels.py": ["swap_kernels.png"],
     "constrained_trajectory.py": ["constrained_trajectory.png"],
     "custom_kernel.py": ["custom_kernel.png"],
+    "compare_model.py": ["compare_model_z.png", "compare_model_ess_per_eval.png"],
 }
 
 

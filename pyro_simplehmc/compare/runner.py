@@ -408,6 +408,13 @@ def compare(
     check.string_or_none("reference", reference)
     problem = _as_problem(target)
     specs = resolve_kernels(kernels, full_mass=full_mass)
+    if reference is not None and reference not in KERNELS and reference not in {
+        s.name for s in specs
+    }:
+        raise ValueError(
+            f"reference must be None or the name of a kernel of the comparison "
+            f"({[s.name for s in specs]}) or of {sorted(KERNELS)}; got {reference!r}"
+        )
     lengths = {s.name: num_samples for s in specs}
     return _run_all(
         problem, specs, lengths, warmup_steps, num_chains, seed, reference, progress, keep_draws
