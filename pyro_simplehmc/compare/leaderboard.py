@@ -22,17 +22,17 @@ from .results import Comparison
 from .runner import compare_posterior
 
 #: The settings of the published leaderboard.
-LEADERBOARD = {"num_samples": 1000, "warmup_steps": 500, "num_chains": 2}
+LEADERBOARD = {"num_samples": 500, "warmup_steps": 300, "num_chains": 2}
 #: The kernels of the leaderboard; the last is the yardstick.
-LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "HMC", "NUTS")
+LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS")
 COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --no-progress"
 
 
 def leaderboard(
     posteriors: Sequence[str] | None = None,
     kernels: Sequence[str] = LEADERBOARD_KERNELS,
-    num_samples: int = 1000,
-    warmup_steps: int = 500,
+    num_samples: int = LEADERBOARD["num_samples"],
+    warmup_steps: int = LEADERBOARD["warmup_steps"],
     num_chains: int = 2,
     seed: int = 0,
     progress: bool = True,
@@ -190,5 +190,9 @@ How to read it:
 - Longer runs, dense mass matrices and per-kernel lengths (the statistical tests in
   `tests/test_posteriordb.py`) give every kernel a verdict; this table is about cost at equal
   settings.
-- One posterior from the command line: `simplehmc compare --posterior NAME`.
+- Pyro's `HMC` with a fixed trajectory length is left out: where a posterior's scales are small
+  its adapted step size is too, and its number of steps per iteration explodes (on `arK-arK` a
+  200-draw run did not finish in five minutes).
+- One posterior from the command line: `simplehmc compare --posterior NAME` (add
+  `--full-mass dense` for the strongly correlated ones).
 """

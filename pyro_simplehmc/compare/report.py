@@ -64,8 +64,13 @@ def format_table(comparison: Comparison) -> str:
         )
 
     length = f"{c.num_samples} draws"
-    if c.reference_num_samples is not None:
-        length += f" ({c.reference_num_samples} for the reference {c.reference})"
+    longer = [
+        f"{r.name} {r.num_samples}"
+        for r in c.results
+        if r.error is None and r.num_samples != c.num_samples
+    ]
+    if longer:
+        length += f" ({', '.join(longer)})"
     out = [
         f"{c.target}: {c.description}",
         f"{c.num_chains} chains x {length} after {c.warmup_steps} warmup, seed {c.seed}; "

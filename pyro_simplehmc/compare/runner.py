@@ -354,7 +354,7 @@ def _run_all(
             warnings.warn(f"{result.name}: {note}", RuntimeWarning, stacklevel=3)
         if result.error is not None:
             warnings.warn(f"{result.name}: {result.error}", RuntimeWarning, stacklevel=3)
-    num_samples = max(lengths.values()) if reference_num_samples is None else min(lengths.values())
+    num_samples = min(lengths.values())
     return Comparison(
         target=problem.name,
         description=problem.description,
@@ -385,6 +385,7 @@ def compare(
     progress: bool = True,
     keep_draws: bool = True,
     full_mass: bool | None = None,
+    lengths: Mapping[str, int] | None = None,
 ) -> Comparison:
     """Run ``kernels`` on ``target`` and validate each against the truth and against ``reference``.
 
@@ -403,8 +404,13 @@ def compare(
     :param progress: show a progress bar over all iterations of all kernels.
     :param keep_draws: keep the draws (``(chains, draws, D)`` per kernel) for the figures.
     :param full_mass: if not ``None``, the ``full_mass`` of every kernel that takes one.
+    :param lengths: draws per chain of particular kernels, by name, instead of ``num_samples``
+        (a cheap kernel with a slowly mixing chain can take more draws for a reliable verdict).
     """
     _check_run_settings(num_samples, warmup_steps, num_chains, seed, progress, keep_draws)
+    lengths = dict(check.dict_or_none("lengths", lengths) or {})
+    for name, length in lengths.items():
+        check.positive_int(f"lengths[{name!r}]", length)
     check.string_or_none("reference", reference)
     problem = _as_problem(target)
     specs = resolve_kernels(kernels, full_mass=full_mass)
@@ -415,7 +421,7 @@ def compare(
             f"reference must be None or the name of a kernel of the comparison "
             f"({[s.name for s in specs]}) or of {sorted(KERNELS)}; got {reference!r}"
         )
-    lengths = {s.name: num_samples for s in specs}
+    lengths = {s.name: lengths.get(s.name, num_samples) for s in specs}
     return _run_all(
         problem, specs, lengths, warmup_steps, num_chains, seed, reference, progress, keep_draws
     )
