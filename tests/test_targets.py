@@ -135,6 +135,12 @@ def test_logistic_reference_matches_its_data_and_seed():
         (lambda: targets.diagonal_gaussian(3, low=0.0), "low"),
         (lambda: targets.ill_conditioned_gaussian(3, condition_number=0.5), "condition_number"),
         (lambda: targets.funnel(dim=1), "dim"),
+        # Through _validation (issue 12): each names its argument.
+        (lambda: targets.correlated_gaussian(rho="a"), "rho must be a number"),
+        (lambda: targets.diagonal_gaussian(3, low=1.0, high=0.5), "high must be"),
+        (lambda: targets.diagonal_gaussian(2.5), "dim must be an integer"),
+        (lambda: targets.ill_conditioned_gaussian(3, seed=-1), "seed"),
+        (lambda: get_target("correlated_gaussian", dim=3), "target 'correlated_gaussian'"),
     ],
 )
 def test_bad_arguments_raise_value_error(call, argument):

@@ -262,6 +262,11 @@ GEWEKE_BROKEN = {
         (lambda g: geweke_test(None, 100, noise_scale=float("inf")), "noise_scale"),
         (lambda g: tempered(g.potential_fn, -1.0), "inverse_temperature"),
         (lambda g: two_sided_z_threshold(0.0), "alpha"),
+        # Through _validation (issue 12): each names its argument.
+        (lambda g: two_sided_z_threshold(0.01, 0), "num_tests"),
+        (lambda g: tempered(g.potential_fn, float("inf")), "inverse_temperature"),
+        (lambda g: geweke_test(None, 100, prior_scale="1"), "prior_scale"),
+        (lambda g: mcse_z_test(torch.zeros(1, 10, 3), g.mean, g.covariance, alpha=True), "alpha"),
     ],
 )
 def test_kit_bad_arguments(call, name, gaussian):
