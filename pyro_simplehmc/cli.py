@@ -144,6 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     board.add_argument(
         "--page", type=Path, help="also write the Markdown page there (docs/leaderboard.md)"
     )
+    board.add_argument(
+        "--jobs", type=_positive_int, default=1, help="posteriors run at once (processes)"
+    )
     _add_run_options(board, chains=2)
 
     scale = sub.add_parser("scaling", help="ESS per gradient against dimension")
@@ -483,7 +486,7 @@ def _leaderboard(args, progress: bool) -> int:
         "seed": args.seed,
     }
     out = _out_dir(args, "leaderboard")
-    board = leaderboard(progress=progress, **settings)
+    board = leaderboard(progress=progress, jobs=args.jobs, **settings)
     text = write_leaderboard(board, out, page=args.page)
     print(text)
     print(f"\nleaderboard written to {out}/" + (f" and {args.page}" if args.page else ""))

@@ -243,3 +243,45 @@ def test_our_kernels_count_what_the_wrapper_counts(name):
     assert dict(chain.diagnostics["potential evaluations"]) == chain.potentials
     assert dict(chain.diagnostics["gradient evaluations"]) == chain.gradients
     assert chain.potentials["sampling"] > 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"dims": [2, "a"]}, "dims"),
+        ({"dims": []}, "dims"),
+        ({"low": 0.0}, "low"),
+        ({"kernels": ["Gibbs"]}, "unknown kernel"),
+        ({"num_samples": 0}, "num_samples"),
+    ],
+)
+def test_scaling_bad_arguments_name_the_argument(kwargs, argument):
+    from pyro_simplehmc.compare.scaling import scaling
+
+    with pytest.raises(ValueError, match=argument):
+        scaling(**{"dims": [2], "progress": False, **kwargs})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"progress": "yes"}, "progress"),
+        ({"seed": -1}, "seed"),
+        ({"full_mass": "dense"}, "full_mass"),
+        ({"lengths": {"MALA": 0}}, "lengths"),
+        ({"reference": 3}, "reference"),
+    ],
+)
+def test_compare_bad_arguments_name_the_argument(kwargs, argument):
+    with pytest.raises(ValueError, match=argument):
+        compare(correlated_gaussian(), kernels=["MALA"], **kwargs)
+
+
+def test_full_mass_reaches_every_kernel_that_takes_one():
+    from pyro_simplehmc.compare.specs import resolve_kernels
+
+    specs = {s.name: s for s in resolve_kernels(None, full_mass=True)}
+    assert specs["MALA"].full_mass is True and specs["NUTS"].full_mass is True
+    assert specs["RandomWalkKernel"].full_mass is None  # Pyro's random walk takes none
+    kernel = specs["SimpleHMC"].build(None, lambda p: p["x"].sum())
+    assert kernel.full_mass is True

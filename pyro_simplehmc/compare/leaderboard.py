@@ -14,7 +14,10 @@ import json
 import math
 import warnings
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+import torch
 
 from .. import _validation as check
 from .report import finite
@@ -25,7 +28,7 @@ from .runner import compare_posterior
 LEADERBOARD = {"num_samples": 500, "warmup_steps": 300, "num_chains": 2}
 #: The kernels of the leaderboard; the last is the yardstick.
 LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS")
-COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --no-progress"
+COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --jobs 3 --no-progress"
 
 
 def leaderboard(
@@ -36,9 +39,11 @@ def leaderboard(
     num_chains: int = 2,
     seed: int = 0,
     progress: bool = True,
+    jobs: int = 1,
 ) -> list[Comparison]:
     """Run ``kernels`` on each of ``posteriors`` (default: all ported ones).
 
+    :param jobs: posteriors run at once, each in its own process (one torch thread each).
     :returns: one :class:`~pyro_simplehmc.compare.results.Comparison` per posterior.
     """
     from ..posteriordb import POSTERIORS
@@ -46,23 +51,28 @@ def leaderboard(
     names = list(POSTERIORS) if posteriors is None else list(posteriors)
     for name in names:
         check.one_of("posteriors", name, POSTERIORS)
-    board = []
-    for name in names:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # the verdicts say it
-            board.append(
-                compare_posterior(
-                    name,
-                    kernels=list(kernels),
-                    num_samples=num_samples,
-                    warmup_steps=warmup_steps,
-                    num_chains=num_chains,
-                    seed=seed,
-                    progress=progress,
-                    keep_draws=False,
-                )
-            )
-    return board
+    jobs = check.positive_int("jobs", jobs)
+    settings = {
+        "kernels": list(kernels),
+        "num_samples": num_samples,
+        "warmup_steps": warmup_steps,
+        "num_chains": num_chains,
+        "seed": seed,
+    }
+    if jobs == 1:
+        return [_one(name, settings, progress) for name in names]
+    with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
+        return list(pool.map(_one, names, [settings] * len(names), [False] * len(names)))
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _one(name: str, settings: dict, progress: bool) -> Comparison:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the verdicts say it
+        return compare_posterior(name, progress=progress, keep_draws=False, **settings)
 
 
 def rows(board: Sequence[Comparison], yardstick: str = "NUTS") -> list[dict]:
