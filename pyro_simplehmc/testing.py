@@ -494,7 +494,7 @@ def chain_independence_test(samples: Tensor | np.ndarray, *, alpha: float = 1e-3
             f"samples must have shape (chains, draws, ...) with at least 2 chains and 3 draws; "
             f"got {x.shape}"
         )
-    _check_probability("alpha", alpha)
+    check.open_unit_interval("alpha", alpha)
     flat = x.reshape(x.shape[0], x.shape[1], -1)
     moved = (flat[:, 1:] != flat[:, :-1]).any(-1).astype(float)
     names, estimates, errors = [], [], []
@@ -504,7 +504,7 @@ def chain_independence_test(samples: Tensor | np.ndarray, *, alpha: float = 1e-3
         product = centred[0] * centred[1] / (centred.std(1).prod() + 1e-300)
         names.append(f"chains ({a}, {a + 1})")
         estimates.append(product.mean())
-        errors.append(_mcse_of_mean(product[None]))
+        errors.append(_mcse(product[None]))
     threshold = two_sided_z_threshold(alpha, len(names))
     zeros = np.zeros(len(names))
     return ZTestResult(names, np.asarray(estimates), zeros, np.asarray(errors), threshold)
