@@ -9,6 +9,7 @@
     simplehmc leaderboard --page docs/leaderboard.md   # every kernel on every ported posterior
     simplehmc scaling --dims 2 10 50 100 1000
     simplehmc chapter                             # the chapter's experiments, then the fair ones
+    simplehmc grid --dims 2 10 100 --seeds 5      # a grid of comparisons on Dask, resumable
 
 Every command writes a text table, CSV and JSON files and PNG figures into ``--out`` and prints
 the folder's name at the end. ``python -m pyro_simplehmc`` is the same command.
@@ -158,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--out", type=Path, help="output folder (created if needed)")
     chapter.add_argument("--quick", action="store_true", help="a short fair run")
     chapter.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    from .compare.grid_cli import add_grid_parser
+
+    add_grid_parser(sub)
     return parser
 
 
@@ -339,7 +344,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         status = _dispatch(args)
-    except ValueError as error:  # bad input: say what is wrong, no traceback
+    except (ValueError, ImportError) as error:  # bad input or a missing extra: no traceback
         print(f"simplehmc: error: {error}", file=sys.stderr)
         return 2
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
@@ -373,6 +378,10 @@ def _dispatch(args) -> int:
         return _validate(args, figures, progress)
     if args.command == "chapter":
         return _chapter(args, progress)
+    if args.command == "grid":
+        from .compare.grid_cli import run_grid_command
+
+        return run_grid_command(args)
     raise AssertionError(args.command)
 
 

@@ -188,6 +188,15 @@ def _kernel_constructors() -> dict[str, tuple[type, dict[str, Any]]]:
     }
 
 
+def scaling_settings() -> dict[str, dict[str, Any]]:
+    """Kernel settings of the scaling experiment (see :data:`.scaling.SCALING_KERNELS`):
+    SimpleHMC with a fixed trajectory length and a jittered step size; the others as in
+    :data:`~pyro_simplehmc.compare.KERNELS`."""
+    from .scaling import SCALING_TRAJECTORY_LENGTH
+
+    return {"SimpleHMC": {"trajectory_length": SCALING_TRAJECTORY_LENGTH, "step_size_jitter": 0.2}}
+
+
 def replicate_seeds(seed: int, replicates: int, num_chains: int) -> list[int]:
     """First-chain seeds of ``replicates`` independent replicates: no chain seed is shared.
 
@@ -266,9 +275,7 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
         where = f"cell {i} ({cell.target}, {cell.label}, dim {cell.dim}, seed {cell.seed})"
         try:
             if str(cell.target).replace("-", "_") not in TARGETS:
-                raise ValueError(
-                    f"unknown target {cell.target!r}; choose one of {sorted(TARGETS)}"
-                )
+                raise ValueError(f"unknown target {cell.target!r}; choose one of {sorted(TARGETS)}")
             check.positive_int("num_samples", cell.num_samples)
             check.nonnegative_int("warmup_steps", cell.warmup_steps)
             check.positive_int("num_chains", cell.num_chains)
@@ -523,6 +530,7 @@ def run_grid(
     serial: bool = False,
     workers: int | None = None,
     scheduler: str | None = None,
+    client: Any = None,
     force: bool = False,
     retry_failed: bool = False,
     progress: bool = True,
@@ -539,10 +547,14 @@ def run_grid(
     :param workers: worker processes of the local cluster (default: one per core).
     :param scheduler: address of an existing Dask scheduler (``tcp://host:8786``) instead of a
         local cluster.
+    :param client: an existing :class:`distributed.Client` (of any cluster: dask-jobqueue,
+        Kubernetes, ...) instead of ``workers`` or ``scheduler``; it is left open.
     :param force: run in a folder that holds another grid's records.
     :param retry_failed: rerun the cells whose record is an error.
     :param progress: one progress bar for the grid.
-    :param retries: how often Dask reruns a cell whose worker died before giving up on it.
+    :param retries: how often a local cluster reruns a cell whose worker died before giving up
+        on it (Dask's ``distributed.scheduler.allowed-failures``; an existing scheduler keeps
+        its own setting).
     :param connect_timeout: seconds to wait for ``scheduler`` (and for its first worker).
     :param echo: where to print the dashboard's address (``None``: nowhere).
     """
@@ -553,8 +565,11 @@ def run_grid(
     check.nonnegative_int("retries", retries)
     if serial and (workers is not None or scheduler is not None):
         raise ValueError("serial runs without Dask: give serial, or workers/scheduler, not both")
-    if workers is not None and scheduler is not None:
-        raise ValueError("workers starts a local cluster; scheduler uses an existing one: not both")
+    if sum(x is not None for x in (workers, scheduler, client)) > 1 or (serial and client):
+        raise ValueError(
+            "give at most one of serial, workers (a local cluster), scheduler (an address) and "
+            "client (a connected Client)"
+        )
     if not serial:
         _require_dask()
     folder = GridFolder(out)
@@ -588,7 +603,16 @@ def run_grid(
                 arrived(task(cell))
         elif pending:
             dashboard = _run_on_dask(
-                pending, arrived, bar, task, workers, scheduler, retries, connect_timeout, echo
+                pending,
+                arrived,
+                bar,
+                task,
+                workers,
+                scheduler,
+                client,
+                retries,
+                connect_timeout,
+                echo,
             )
     finally:
         bar.close()
@@ -610,13 +634,15 @@ def _require_dask() -> None:
         raise ImportError(INSTALL_HINT) from error
 
 
-def _run_on_dask(pending, arrived, bar, task, workers, scheduler, retries, timeout, echo):
+def _run_on_dask(pending, arrived, bar, task, workers, scheduler, client, retries, timeout, echo):
     import dask
     from distributed import Client, LocalCluster, as_completed
 
-    cluster = None
+    cluster, own_client = None, client is None
     with dask.config.set({"distributed.scheduler.allowed-failures": retries}):
-        if scheduler is None:
+        if client is not None:
+            pass
+        elif scheduler is None:
             cluster = LocalCluster(
                 n_workers=workers or os.cpu_count() or 1,
                 threads_per_worker=1,
@@ -634,9 +660,10 @@ def _run_on_dask(pending, arrived, bar, task, workers, scheduler, retries, timeo
         try:
             client.wait_for_workers(1, timeout=timeout if scheduler else None)
         except TimeoutError as error:
+            address = client.scheduler.address
             raise ValueError(
-                f"the Dask scheduler at {scheduler} has no worker (waited {timeout:g} s); "
-                f"start some with: dask worker {scheduler} --nthreads 1"
+                f"the Dask scheduler at {address} has no worker (waited {timeout:g} s); "
+                f"start some with: dask worker {address} --nthreads 1"
             ) from error
         threads = sum(client.nthreads().values()) or 1
         futures = {}
@@ -654,7 +681,8 @@ def _run_on_dask(pending, arrived, bar, task, workers, scheduler, retries, timeo
             future.release()
         return dashboard
     finally:
-        client.close()
+        if own_client:
+            client.close()
         if cluster is not None:
             cluster.close()
 

@@ -32,8 +32,16 @@ import numpy as np
 LEVEL = 0.95
 
 #: The columns of the merged table taken from each cell (the rest come from its result).
-CELL_COLUMNS = ("target", "dim", "kernel", "label", "seed", "num_samples", "warmup_steps",
-                "num_chains")
+CELL_COLUMNS = (
+    "target",
+    "dim",
+    "kernel",
+    "label",
+    "seed",
+    "num_samples",
+    "warmup_steps",
+    "num_chains",
+)
 
 
 def theory_slopes() -> dict[str, float]:
@@ -68,6 +76,13 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             row[key] = "; ".join(value) if key == "warnings" else value
         row["verdict"] = result.get("status", "ERROR") if record["status"] == "ok" else "ERROR"
         rows.append(row)
+    # A kernel run with one set of settings only is labelled by its name alone.
+    variants: dict[str, set] = {}
+    for row in rows:
+        variants.setdefault(row["kernel"], set()).add(row["settings"])
+    for row in rows:
+        if len(variants[row["kernel"]]) == 1:
+            row["label"] = row["kernel"]
     return rows
 
 
@@ -197,9 +212,7 @@ def format_grid_report(rows: Sequence[Mapping[str, Any]], level: float = LEVEL) 
     ]
     body = []
     for s in summary:
-        interval = (
-            f"[{_fmt(s['ess_per_eval_low'], '.2e')}, {_fmt(s['ess_per_eval_high'], '.2e')}]"
-        )
+        interval = f"[{_fmt(s['ess_per_eval_low'], '.2e')}, {_fmt(s['ess_per_eval_high'], '.2e')}]"
         verdicts = " ".join(f"{k} {v}" for k, v in sorted(s["verdicts"].items()))
         body.append(
             (
@@ -284,9 +297,7 @@ def plot_grid_scaling(
 
     summary = [s for s in cell_summary(rows, metric) if s["dim"] is not None]
     targets = list(dict.fromkeys(s["target"] for s in summary))
-    fig, axes = plt.subplots(
-        1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False
-    )
+    fig, axes = plt.subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
     for ax, target in zip(axes.flat, targets, strict=True):
         for label in dict.fromkeys(s["label"] for s in summary if s["target"] == target):
             mine = sorted(
