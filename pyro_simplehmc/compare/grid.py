@@ -267,8 +267,10 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
     if not cells:
         raise ValueError("the grid has no cells")
     from ..targets import TARGETS
+    from . import CountingPotential
 
-    built: set[str] = set()
+    targets: dict[str, Any] = {}
+    kernels: set[str] = set()
     for i, cell in enumerate(cells):
         if not isinstance(cell, Cell):
             raise ValueError(f"cell {i} must be a Cell; got {type(cell).__name__}")
@@ -281,12 +283,16 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
             check.positive_int("num_chains", cell.num_chains)
             check.nonnegative_int("seed", cell.seed)
             check.boolean("keep_draws", cell.keep_draws)
-            kernel_spec(cell.kernel, cell.settings)
-            key = json.dumps([cell.target, cell.dim, cell.to_dict()["target_kwargs"]])
-            if key not in built:
-                cell.make_target()
-                built.add(key)
             json.dumps(cell.to_dict())
+            spec = kernel_spec(cell.kernel, cell.settings)
+            key = json.dumps([cell.target, cell.dim, cell.to_dict()["target_kwargs"]])
+            if key not in targets:
+                targets[key] = cell.make_target()
+            kernel_key = json.dumps([key, cell.kernel, cell.to_dict()["settings"]])
+            if kernel_key not in kernels:
+                # Constructing runs nothing, and checks the settings' values now.
+                spec.make(targets[key], CountingPotential(targets[key].potential_fn))
+                kernels.add(kernel_key)
         except (ValueError, TypeError) as error:
             raise ValueError(f"{where}: {error}") from error
     ids = [c.id for c in cells]
