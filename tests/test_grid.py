@@ -23,8 +23,8 @@ from pyro_simplehmc.compare.grid import (
     load_records,
     product_cells,
     replicate_seeds,
-    run_cell,
     run_grid,
+    run_grid_cell,
     same_records,
 )
 from pyro_simplehmc.compare.grid_report import (
@@ -81,11 +81,11 @@ class Boom(RuntimeError):
 
 
 def raising_task(cell: Cell) -> dict:
-    """``run_cell``, except that the kernel of the cells with seed 1 raises while sampling."""
+    """``run_grid_cell``, except that the kernel of the cells with seed 1 raises while sampling."""
     from pyro_simplehmc.compare import grid
 
     if cell.seed != 1:
-        return grid.run_cell(cell)
+        return grid.run_grid_cell(cell)
     real = grid.kernel_spec
 
     def broken(name, settings=None):
@@ -103,7 +103,7 @@ def raising_task(cell: Cell) -> dict:
         return type(spec)(spec.name, make, spec.uses_gradient, spec.ours)
 
     with mock.patch.object(grid, "kernel_spec", broken):
-        return grid.run_cell(cell)
+        return grid.run_grid_cell(cell)
 
 
 # ------------------------------------------------------------------------------- cells
@@ -180,7 +180,7 @@ def test_an_interrupted_grid_resumes_without_rerunning_finished_cells(tmp_path):
         if len(calls) == 3:
             raise KeyboardInterrupt  # Ctrl-C while the fourth cell runs
         calls.append(cell.id)
-        return run_cell(cell)
+        return run_grid_cell(cell)
 
     with pytest.raises(KeyboardInterrupt):
         run_grid(cells, out, serial=True, progress=False, _task=interrupted)
@@ -193,7 +193,7 @@ def test_an_interrupted_grid_resumes_without_rerunning_finished_cells(tmp_path):
 
     def counting(cell):
         rerun.append(cell.id)
-        return run_cell(cell)
+        return run_grid_cell(cell)
 
     run = run_grid(cells, out, serial=True, progress=False, _task=counting)
     assert run.skipped == 3 and run.ran == len(cells) - 3
@@ -228,7 +228,7 @@ def test_a_record_of_a_cell_that_ran_is_never_overwritten(tmp_path):
     cell = small_cells()[0]
     folder = GridFolder(tmp_path)
     folder.claim([cell])
-    good = run_cell(cell)
+    good = run_grid_cell(cell)
     folder.write(good)
     content = folder.record_path(cell.id).read_bytes()
     bad = {**good, "status": "error", "result": None, "error": "RuntimeError: later failure"}
@@ -256,7 +256,7 @@ def dying_task(cell: Cell) -> dict:
     """Kills its worker process on the cell with seed 1."""
     if cell.seed == 1:
         os._exit(13)
-    return run_cell(cell)
+    return run_grid_cell(cell)
 
 
 def test_a_folder_of_another_grid_is_refused_unless_forced(tmp_path):
@@ -316,7 +316,7 @@ def test_a_scheduler_and_workers_started_as_separate_processes(tmp_path):
         assert status == 0
         records = load_records(out)
         assert len(records) == len(cells) and all(r["status"] == "ok" for r in records)
-        serial = [run_cell(c) for c in cells]
+        serial = [run_grid_cell(c) for c in cells]
         assert all(same_records(a, b) for a, b in zip(serial, records, strict=True))
     finally:
         for process in reversed(processes):

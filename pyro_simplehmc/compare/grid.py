@@ -1,9 +1,10 @@
 r"""Comparison grids: many independent comparisons, run on Dask or one after the other.
 
 A *grid* is a list of :class:`Cell`\ s. A cell is one kernel, with its settings, run by
-:func:`~pyro_simplehmc.compare.compare` on one target of one size with one seed; it returns a
-small JSON-ready *record* (the :meth:`~pyro_simplehmc.compare.KernelResult.summary` of the
-kernel, its warnings, where and how long it ran), and the draws only when asked.
+:func:`pyro_simplehmc.compare.run_cell` on one target of one size (or one ported posteriordb
+posterior) with one seed; it returns a small JSON-ready *record* (the
+:meth:`~pyro_simplehmc.compare.KernelResult.summary` of the kernel, its warnings, where and how
+long it ran), and the draws only when asked.
 
 :func:`run_grid` runs the cells that have no record yet
 
@@ -51,6 +52,9 @@ from .. import _validation as check
 GRID_FORMAT = 1
 #: Summary fields measured with a clock: they differ between two runs of the same cell.
 TIMING_FIELDS = frozenset({"ess_per_second", "warmup_seconds", "sampling_seconds"})
+#: What a cell runs on: a target of :mod:`pyro_simplehmc.targets`, or a ported posteriordb
+#: posterior (:data:`pyro_simplehmc.posteriordb.POSTERIORS`), validated against its reference.
+KINDS = ("target", "posterior")
 #: The targets that take their size as ``dim``.
 SIZED_TARGETS = frozenset({"diagonal_gaussian", "ill_conditioned_gaussian", "funnel"})
 #: What to install for :func:`run_grid` on Dask.
@@ -64,7 +68,8 @@ INSTALL_HINT = 'Dask is needed for grids: pip install "pyro-simplehmc[grid]" (or
 class Cell:
     """One comparison of a grid: one kernel on one target of one size, with one seed.
 
-    :ivar target: a target name (see :data:`~pyro_simplehmc.targets.TARGETS`).
+    :ivar target: a target name (see :data:`~pyro_simplehmc.targets.TARGETS`), or with
+        ``kind="posterior"`` a posteriordb name (:data:`~pyro_simplehmc.posteriordb.POSTERIORS`).
     :ivar kernel: a kernel name (see :data:`~pyro_simplehmc.compare.KERNELS`).
     :ivar dim: the target's size, for the targets that take one (else ``None``).
     :ivar seed: the seed of the cell's first chain; chain :math:`c` uses ``seed + c``.
@@ -74,6 +79,7 @@ class Cell:
     :ivar warmup_steps: warmup iterations per chain.
     :ivar num_chains: chains, run one after the other.
     :ivar keep_draws: return the draws with the record (written beside it as ``.npy``).
+    :ivar kind: ``"target"`` or ``"posterior"`` (see :data:`KINDS`).
     """
 
     target: str
@@ -86,6 +92,7 @@ class Cell:
     warmup_steps: int = 500
     num_chains: int = 2
     keep_draws: bool = False
+    kind: str = "target"
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain JSON data (dict keys sorted, so that equal cells serialise equally)."""
@@ -117,27 +124,36 @@ class Cell:
         inner = ",".join(f"{k}={v}" for k, v in sorted(self.settings.items()))
         return f"{self.kernel}[{inner}]"
 
-    def make_target(self):
-        """Build the cell's :class:`~pyro_simplehmc.targets.Target`."""
-        from ..targets import get_target
+    def make_problem(self):
+        """Build what the cell runs on: a :class:`~pyro_simplehmc.compare.problems.Problem`."""
+        from ..targets import TARGETS, get_target
+        from .problems import from_posterior, from_target
 
+        if self.kind == "posterior":
+            if self.dim is not None or self.target_kwargs:
+                raise ValueError("a posterior takes no dim or target_kwargs")
+            return from_posterior(self.target)
+        if self.kind != "target":
+            raise ValueError(f"kind must be one of {list(KINDS)}; got {self.kind!r}")
+        if str(self.target).replace("-", "_") not in TARGETS:
+            raise ValueError(f"unknown target {self.target!r}; choose one of {sorted(TARGETS)}")
         kwargs = dict(self.target_kwargs)
         if self.dim is not None:
             kwargs["dim"] = self.dim
-        return get_target(self.target, **kwargs)
+        return from_target(get_target(self.target, **kwargs))
 
 
 def kernel_spec(name: str, settings: Mapping[str, Any] | None = None):
     """The :class:`~pyro_simplehmc.compare.KernelSpec` of kernel ``name`` with ``settings``.
 
     Without settings this is the comparison's own spec; with settings the kernel is built with
-    them on top of that spec's constructor arguments.
+    them on top of that spec's fixed constructor arguments (``full_mass`` is one of them).
 
     :raises ValueError: for an unknown kernel or a setting its constructor does not take.
     """
     import inspect
 
-    from . import KERNELS, KernelSpec
+    from .specs import KERNELS, CountingRandomWalkKernel, KernelSpec
 
     if name not in KERNELS:
         raise ValueError(f"unknown kernel {name!r}; choose from {sorted(KERNELS)}")
@@ -153,22 +169,22 @@ def kernel_spec(name: str, settings: Mapping[str, Any] | None = None):
         )
     kwargs = {**base, **settings}
     if name == "RandomWalkKernel":
-        from .runner import CountingRandomWalkKernel
 
-        def make(target, potential_fn):
+        def make(problem, potential_fn):
             def reuse(built):
                 potential_fn.potential_fn = built
                 return potential_fn
 
-            return CountingRandomWalkKernel(target.model, reuse, **kwargs)
+            if problem.model is None:
+                raise ValueError("Pyro's RandomWalkKernel needs a model; this problem has none")
+            return CountingRandomWalkKernel(problem.model, reuse, **kwargs)
 
-        return KernelSpec(name, make, KERNELS[name].uses_gradient, KERNELS[name].ours)
-    return KernelSpec(
-        name,
-        lambda target, potential_fn: cls(potential_fn=potential_fn, **kwargs),
-        KERNELS[name].uses_gradient,
-        KERNELS[name].ours,
-    )
+    else:
+
+        def make(problem, potential_fn):
+            return cls(potential_fn=potential_fn, **kwargs)
+
+    return KernelSpec(name, make, KERNELS[name].uses_gradient, KERNELS[name].ours)
 
 
 def _kernel_constructors() -> dict[str, tuple[type, dict[str, Any]]]:
@@ -217,12 +233,14 @@ def product_cells(
     num_chains: int = 2,
     target_kwargs: Mapping[str, Any] | None = None,
     keep_draws: bool = False,
+    posteriors: Sequence[str] = (),
 ) -> list[Cell]:
-    """The cells of targets x dims x kernels x seeds.
+    """The cells of (targets x dims + posteriors) x kernels x seeds.
 
     :param targets: target names.
     :param kernels: kernel names, or ``(name, settings)`` pairs.
     :param dims: sizes; a target that takes no size gets ``None`` (one cell, not one per size).
+    :param posteriors: posteriordb names, run besides the targets (they have no size).
     :param seeds: a number of replicates (seeded by :func:`replicate_seeds` from ``seed``) or
         the first-chain seeds themselves.
     """
@@ -232,27 +250,32 @@ def product_cells(
     else:
         seed_list = [check.nonnegative_int("seeds", s) for s in seeds]
     cells = []
-    for target in targets:
-        sizes = list(dict.fromkeys(dims)) if target in SIZED_TARGETS else [None]
-        for dim in sizes:
-            for kernel in kernels:
-                name, settings = (kernel, {}) if isinstance(kernel, str) else kernel
-                for s in seed_list:
-                    cells.append(
-                        Cell(
-                            target,
-                            name,
-                            dim,
-                            s,
-                            dict(settings),
-                            dict(target_kwargs or {}),
-                            num_samples,
-                            warmup_steps,
-                            num_chains,
-                            keep_draws,
-                        )
+    problems = [("target", t, d) for t in targets for d in _sizes(t, dims)]
+    problems += [("posterior", p, None) for p in posteriors]
+    for kind, target, dim in problems:
+        for kernel in kernels:
+            name, settings = (kernel, {}) if isinstance(kernel, str) else kernel
+            for s in seed_list:
+                cells.append(
+                    Cell(
+                        target,
+                        name,
+                        dim,
+                        s,
+                        dict(settings),
+                        dict(target_kwargs or {}) if kind == "target" else {},
+                        num_samples,
+                        warmup_steps,
+                        num_chains,
+                        keep_draws,
+                        kind,
                     )
+                )
     return cells
+
+
+def _sizes(target: str, dims: Sequence[int | None]) -> list[int | None]:
+    return list(dict.fromkeys(dims)) if target in SIZED_TARGETS else [None]
 
 
 def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
@@ -266,18 +289,15 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
     cells = list(cells)
     if not cells:
         raise ValueError("the grid has no cells")
-    from ..targets import TARGETS
-    from . import CountingPotential
+    from .specs import CountingPotential
 
-    targets: dict[str, Any] = {}
+    problems: dict[str, Any] = {}
     kernels: set[str] = set()
     for i, cell in enumerate(cells):
         if not isinstance(cell, Cell):
             raise ValueError(f"cell {i} must be a Cell; got {type(cell).__name__}")
         where = f"cell {i} ({cell.target}, {cell.label}, dim {cell.dim}, seed {cell.seed})"
         try:
-            if str(cell.target).replace("-", "_") not in TARGETS:
-                raise ValueError(f"unknown target {cell.target!r}; choose one of {sorted(TARGETS)}")
             check.positive_int("num_samples", cell.num_samples)
             check.nonnegative_int("warmup_steps", cell.warmup_steps)
             check.positive_int("num_chains", cell.num_chains)
@@ -285,13 +305,15 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
             check.boolean("keep_draws", cell.keep_draws)
             json.dumps(cell.to_dict())
             spec = kernel_spec(cell.kernel, cell.settings)
-            key = json.dumps([cell.target, cell.dim, cell.to_dict()["target_kwargs"]])
-            if key not in targets:
-                targets[key] = cell.make_target()
-            kernel_key = json.dumps([key, cell.kernel, cell.to_dict()["settings"]])
+            data = cell.to_dict()
+            key = json.dumps([cell.kind, cell.target, cell.dim, data["target_kwargs"]])
+            if key not in problems:
+                problems[key] = cell.make_problem()
+            kernel_key = json.dumps([key, cell.kernel, data["settings"]])
             if kernel_key not in kernels:
                 # Constructing runs nothing, and checks the settings' values now.
-                spec.make(targets[key], CountingPotential(targets[key].potential_fn))
+                problem = problems[key]
+                spec.build(problem, CountingPotential(problem.potential_fn))
                 kernels.add(kernel_key)
         except (ValueError, TypeError) as error:
             raise ValueError(f"{where}: {error}") from error
@@ -310,7 +332,7 @@ def grid_id(cells: Sequence[Cell]) -> str:
 # ---------------------------------------------------------------------------------- one cell
 
 
-def run_cell(cell: Cell | Mapping[str, Any]) -> dict[str, Any]:
+def run_grid_cell(cell: Cell | Mapping[str, Any]) -> dict[str, Any]:
     """Run one cell with one torch thread; never raises for an error of the cell itself.
 
     :returns: the record: ``{"format", "id", "cell", "status": "ok" | "error", "result",
@@ -336,34 +358,37 @@ def run_cell(cell: Cell | Mapping[str, Any]) -> dict[str, Any]:
         "pid": os.getpid(),
     }
     try:
-        from . import compare
+        from .runner import run_cell
+        from .statistics import bonferroni_threshold
 
-        target = cell.make_target()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # kept in the record instead
-            comparison = compare(
-                target,
-                kernels=[kernel_spec(cell.kernel, cell.settings)],
+        problem = cell.make_problem()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", RuntimeWarning)  # kept in the record instead
+            result, draws = run_cell(
+                kernel_spec(cell.kernel, cell.settings),
+                problem,
                 num_samples=cell.num_samples,
                 warmup_steps=cell.warmup_steps,
                 num_chains=cell.num_chains,
                 seed=cell.seed,
-                reference=None,
-                progress=False,
-                keep_draws=cell.keep_draws,
             )
-        result = comparison.results[0]
-        record["result"] = {
-            **result.summary(),
-            "label": cell.label,
-            "target": comparison.target,
-            "dim": comparison.dim,
-            "threshold": comparison.threshold,
-            "median_ess_per_eval": result.median_bulk_ess_x / result.cost if result.cost else 0.0,
-            "warnings": list(result.warnings),
-        }
-        if cell.keep_draws:
-            record["draws"] = comparison.draws[result.name]
+        if result.error is not None:  # the kernel raised: run_cell warned with the traceback
+            tracebacks = [str(w.message) for w in caught if " raised on " in str(w.message)]
+            record.update(status="error", error=result.error, traceback="\n".join(tracebacks))
+        else:
+            record["result"] = {
+                **result.summary(),
+                "label": cell.label,
+                "target": problem.name,
+                "dim": problem.dim,
+                "threshold": bonferroni_threshold(2 * problem.dim),
+                "median_ess_per_eval": (
+                    result.median_bulk_ess_x / result.cost if result.cost else 0.0
+                ),
+                "warnings": list(result.warnings),
+            }
+            if cell.keep_draws:
+                record["draws"] = draws
     except Exception as error:  # the grid goes on; the record says what went wrong
         record.update(
             status="error",
@@ -601,7 +626,7 @@ def run_grid(
         bar.finished(record["status"] == "ok")
 
     dashboard = None
-    task = _task or run_cell
+    task = _task or run_grid_cell
     try:
         if serial:
             for cell in pending:
@@ -806,6 +831,7 @@ def is_nan(value: Any) -> bool:
 
 __all__ = [
     "GRID_FORMAT",
+    "KINDS",
     "Cell",
     "GridFolder",
     "GridRun",
@@ -814,8 +840,8 @@ __all__ = [
     "load_records",
     "product_cells",
     "replicate_seeds",
-    "run_cell",
     "run_grid",
+    "run_grid_cell",
     "same_records",
     "validate_cells",
 ]

@@ -45,7 +45,7 @@ CELL_COLUMNS = (
 
 
 def theory_slopes() -> dict[str, float]:
-    from .figures import THEORY_SLOPES
+    from .scaling import THEORY_SLOPES
 
     return dict(THEORY_SLOPES)
 
@@ -291,13 +291,11 @@ def plot_grid_scaling(
 ) -> Path:
     """ESS per evaluation against :math:`D`, one panel per target: the geometric mean over
     seeds with its interval as a band, every seed as a dot."""
-    import matplotlib.pyplot as plt
-
-    from .figures import _save
+    from .figures import _save, _subplots
 
     summary = [s for s in cell_summary(rows, metric) if s["dim"] is not None]
     targets = list(dict.fromkeys(s["target"] for s in summary))
-    fig, axes = plt.subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
+    fig, axes = _subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
     for ax, target in zip(axes.flat, targets, strict=True):
         for label in dict.fromkeys(s["label"] for s in summary if s["target"] == target):
             mine = sorted(
@@ -321,6 +319,9 @@ def plot_grid_scaling(
                 ax.plot(d, v, ".", color=line.get_color(), alpha=0.4, ms=4)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        dims = sorted({s["dim"] for s in summary if s["target"] == target})
+        ax.set_xticks(dims, [str(d) for d in dims])
+        ax.minorticks_off()
         ax.set_xlabel("dimension D")
         ax.set_ylabel("min ESS per gradient (per potential for RW)")
         ax.set_title(f"{target}: geometric mean over seeds, {100 * LEVEL:.0f} % band", fontsize=10)
@@ -331,11 +332,9 @@ def plot_grid_scaling(
 
 def plot_slopes(slopes: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Fitted slopes with their intervals (error bars) beside the theory (crosses)."""
-    import matplotlib.pyplot as plt
+    from .figures import _save, _subplots
 
-    from .figures import _save
-
-    fig, ax = plt.subplots(figsize=(1.4 * len(slopes) + 3, 4))
+    fig, ax = _subplots(figsize=(1.4 * len(slopes) + 3, 4))
     x = np.arange(len(slopes))
     mean = np.array([s["slope"] for s in slopes], dtype=float)
     low = np.array([s["slope_low"] for s in slopes], dtype=float)
