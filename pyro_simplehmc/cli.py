@@ -153,6 +153,9 @@ def build_parser() -> argparse.ArgumentParser:
     scale = sub.add_parser("scaling", help="ESS per gradient against dimension")
     scale.add_argument("--dims", nargs="+", type=int, help="dimensions (default 2 10 50 100)")
     scale.add_argument("--kernels", nargs="+", help="kernel names (default: RW, MALA, HMC, NUTS)")
+    scale.add_argument(
+        "--seeds", type=int, default=1, help="replicates; with 2 or more, slope intervals"
+    )
     _add_run_options(scale, chains=2)
 
     chapter = sub.add_parser("chapter", help="the chapter's experiments, then the fair version")
@@ -287,15 +290,17 @@ def write_report(result, out: Path, figures: bool, target=None) -> bool:
     return result.passed
 
 
-def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progress: bool) -> None:
+def run_scaling(
+    dims, settings: dict, kernels, out: Path, figures: bool, progress: bool, seeds: int = 1
+) -> None:
     """Run the scaling experiment and write its table, CSV, JSON and figures into ``out``."""
     import csv
 
-    from .compare.scaling import format_scaling_table, scaling, slopes
+    from .compare.scaling import format_scaling_table, scaling, slope_intervals, slopes
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows = scaling(dims, kernels=kernels, progress=progress, **settings)
+        rows = scaling(dims, kernels=kernels, progress=progress, seeds=seeds, **settings)
     table = format_scaling_table(rows)
     print(table)
     (out / "scaling.txt").write_text(table + "\n")
@@ -307,6 +312,8 @@ def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progres
         "settings": {**settings, "dims": list(dims)},
         "slopes_min_ess": slopes(rows),
         "slopes_median_ess": slopes(rows, "median_ess_per_eval"),
+        "slope_intervals_min_ess": {k: list(v) for k, v in slope_intervals(rows).items()},
+        "seeds": seeds,
         "rows": rows,
     }
     from .compare.report import finite
@@ -318,6 +325,21 @@ def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progres
         fig.plot_scaling(rows, out / "scaling_ess_per_eval.png")
         fig.plot_scaling(rows, out / "scaling_median_ess_per_eval.png", "median_ess_per_eval")
         fig.plot_acceptance(rows, out / "scaling_acceptance.png")
+        if seeds > 1:  # the grid's figures: bands and slope intervals over the seeds
+            from .compare.grid_report import plot_grid_scaling, plot_slopes, slope_summary
+
+            grid_rows = [
+                {
+                    **r,
+                    "target": "diagonal_gaussian",
+                    "label": r["kernel"],
+                    "verdict": r["status"],
+                    "cell_status": "error" if r["status"] == "ERROR" else "ok",
+                }
+                for r in rows
+            ]
+            plot_grid_scaling(grid_rows, out / "scaling_ess_per_eval_band.png")
+            plot_slopes(slope_summary(grid_rows), out / "scaling_slopes.png")
 
 
 def _target_kwargs(args) -> dict:
@@ -371,7 +393,7 @@ def _dispatch(args) -> int:
         settings["num_chains"] = (
             base["scaling_chains"] if args.num_chains is None else args.num_chains
         )
-        run_scaling(dims, settings, args.kernels, out, figures, progress)
+        run_scaling(dims, settings, args.kernels, out, figures, progress, args.seeds)
         print(f"\nreport and figures written to {out}/")
         return 0
     if args.command == "validate":

@@ -332,8 +332,12 @@ def grid_id(cells: Sequence[Cell]) -> str:
 # ---------------------------------------------------------------------------------- one cell
 
 
-def run_grid_cell(cell: Cell | Mapping[str, Any]) -> dict[str, Any]:
+def run_grid_cell(cell: Cell | Mapping[str, Any], spec: Any = None) -> dict[str, Any]:
     """Run one cell with one torch thread; never raises for an error of the cell itself.
+
+    :param cell: the cell.
+    :param spec: a :class:`~pyro_simplehmc.compare.KernelSpec` to run instead of the cell's
+        named kernel (for a kernel of your own, in this process: a spec is not data).
 
     :returns: the record: ``{"format", "id", "cell", "status": "ok" | "error", "result",
         "error", "traceback", "host", "pid", "seconds"}``, plus ``"draws"`` (an array of shape
@@ -365,7 +369,7 @@ def run_grid_cell(cell: Cell | Mapping[str, Any]) -> dict[str, Any]:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", RuntimeWarning)  # kept in the record instead
             result, draws = run_cell(
-                kernel_spec(cell.kernel, cell.settings),
+                spec if spec is not None else kernel_spec(cell.kernel, cell.settings),
                 problem,
                 num_samples=cell.num_samples,
                 warmup_steps=cell.warmup_steps,
