@@ -820,6 +820,7 @@ def cells_from_spec(spec: Mapping[str, Any]) -> list[Cell]:
         "num_chains",
         "target_kwargs",
         "keep_draws",
+        "posteriors",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:

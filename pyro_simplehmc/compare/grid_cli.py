@@ -49,6 +49,9 @@ def add_grid_parser(sub) -> argparse.ArgumentParser:
     )
     grid.add_argument("--spec", type=Path, help="a JSON grid spec (instead of the flags below)")
     grid.add_argument("--targets", nargs="+", help="target names (default diagonal_gaussian)")
+    grid.add_argument(
+        "--posteriors", nargs="+", default=[], help="ported posteriordb posteriors to add"
+    )
     grid.add_argument("--dims", nargs="+", type=int, help="sizes of the targets that take one")
     grid.add_argument("--kernels", nargs="+", help="kernel names (default RW, MALA, HMC, NUTS)")
     grid.add_argument(
@@ -103,9 +106,12 @@ def cells_from_args(args) -> list:
     from .grid import cells_from_spec, product_cells, scaling_settings
 
     if args.spec is not None:
-        if any(
-            getattr(args, a) is not None
-            for a in ("targets", "dims", "kernels", "seeds", "num_samples", "warmup_steps")
+        if (
+            any(
+                getattr(args, a) is not None
+                for a in ("targets", "dims", "kernels", "seeds", "num_samples", "warmup_steps")
+            )
+            or args.posteriors
         ):
             raise ValueError("--spec describes the whole grid: give it without grid flags")
         try:
@@ -122,7 +128,8 @@ def cells_from_args(args) -> list:
     if unused:
         raise ValueError(f"--kernel-settings names kernel(s) {unused} that --kernels lacks")
     return product_cells(
-        targets=args.targets or ["diagonal_gaussian"],
+        targets=args.targets or ([] if args.posteriors else ["diagonal_gaussian"]),
+        posteriors=args.posteriors,
         kernels=[(name, settings.get(name, {})) for name in names],
         dims=args.dims or base["dims"],
         seeds=base["seeds"] if args.seeds is None else args.seeds,

@@ -68,8 +68,9 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "error": record.get("error") or "",
         }
         result = record.get("result") or {}
-        if result.get("dim") is not None:
-            row["dim"] = result["dim"]
+        row["size"] = result.get("dim")  # the number of validated quantities
+        if result.get("dim") is not None and cell.get("kind", "target") == "target":
+            row["dim"] = result["dim"]  # a posterior keeps None: it is no point of a D axis
         for key, value in result.items():
             if key in ("kernel", "label", "target", "dim"):
                 continue
