@@ -529,7 +529,7 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _finite(value):
-    from .report import _finite as finite
+    from .report import finite
 
     return finite(value)
 

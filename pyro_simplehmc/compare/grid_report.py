@@ -262,7 +262,7 @@ def write_grid_report(
 ) -> list[Path]:
     """Write ``grid_report.txt``, ``grid_cells.csv`` (the merged table), ``grid_summary.json``
     and, with ``figures``, ``grid_ess_per_eval.png`` and ``grid_slopes.png`` into ``out``."""
-    from .report import _finite
+    from .report import finite as _finite
 
     out = Path(out)
     rows = table_rows(records)
