@@ -679,7 +679,7 @@ def _run_on_dask(pending, arrived, bar, task, workers, scheduler, client, retrie
             pass
         elif scheduler is None:
             cluster = LocalCluster(
-                n_workers=workers or os.cpu_count() or 1,
+                n_workers=workers or _usable_cores(),
                 threads_per_worker=1,
                 processes=True,
                 dashboard_address=":0",
@@ -741,6 +741,14 @@ def cost_estimate(cell: Cell) -> float:
     """
     iterations = (cell.num_samples + cell.warmup_steps) * cell.num_chains
     return iterations * _KERNEL_COST.get(cell.kernel, 1.0) * (cell.dim or 1) ** 0.25
+
+
+def _usable_cores() -> int:
+    # The cores this process may run on (a container or a batch job may allow fewer than exist).
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def _connect(address: str, timeout: float):
