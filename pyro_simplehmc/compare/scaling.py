@@ -93,6 +93,10 @@ def scaling(
     check.positive_finite("low", low)
     check.positive_finite("high", high)
     check.positive_int("seeds", seeds)
+    check.positive_int("num_samples", num_samples)
+    check.nonnegative_int("warmup_steps", warmup_steps)
+    check.positive_int("num_chains", num_chains)
+    check.boolean("progress", progress)
     specs = resolve_kernels(kernels, {**KERNELS, **SCALING_KERNELS})
     if kernels is None:
         specs = list(SCALING_KERNELS.values())
