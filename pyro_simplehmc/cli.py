@@ -9,6 +9,7 @@
     simplehmc leaderboard --page docs/leaderboard.md   # every kernel on every ported posterior
     simplehmc scaling --dims 2 10 50 100 1000
     simplehmc chapter                             # the chapter's experiments, then the fair ones
+    simplehmc grid --dims 2 10 100 --seeds 5      # a grid of comparisons on Dask, resumable
 
 Every command writes a text table, CSV and JSON files and PNG figures into ``--out`` and prints
 the folder's name at the end. ``python -m pyro_simplehmc`` is the same command.
@@ -152,12 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     scale = sub.add_parser("scaling", help="ESS per gradient against dimension")
     scale.add_argument("--dims", nargs="+", type=int, help="dimensions (default 2 10 50 100)")
     scale.add_argument("--kernels", nargs="+", help="kernel names (default: RW, MALA, HMC, NUTS)")
+    scale.add_argument(
+        "--seeds", type=int, default=1, help="replicates; with 2 or more, slope intervals"
+    )
     _add_run_options(scale, chains=2)
 
     chapter = sub.add_parser("chapter", help="the chapter's experiments, then the fair version")
     chapter.add_argument("--out", type=Path, help="output folder (created if needed)")
     chapter.add_argument("--quick", action="store_true", help="a short fair run")
     chapter.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+
+    from .compare.grid_cli import add_grid_parser
+
+    add_grid_parser(sub)
     return parser
 
 
@@ -282,15 +290,17 @@ def write_report(result, out: Path, figures: bool, target=None) -> bool:
     return result.passed
 
 
-def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progress: bool) -> None:
+def run_scaling(
+    dims, settings: dict, kernels, out: Path, figures: bool, progress: bool, seeds: int = 1
+) -> None:
     """Run the scaling experiment and write its table, CSV, JSON and figures into ``out``."""
     import csv
 
-    from .compare.scaling import format_scaling_table, scaling, slopes
+    from .compare.scaling import format_scaling_table, scaling, slope_intervals, slopes
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        rows = scaling(dims, kernels=kernels, progress=progress, **settings)
+        rows = scaling(dims, kernels=kernels, progress=progress, seeds=seeds, **settings)
     table = format_scaling_table(rows)
     print(table)
     (out / "scaling.txt").write_text(table + "\n")
@@ -302,6 +312,8 @@ def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progres
         "settings": {**settings, "dims": list(dims)},
         "slopes_min_ess": slopes(rows),
         "slopes_median_ess": slopes(rows, "median_ess_per_eval"),
+        "slope_intervals_min_ess": {k: list(v) for k, v in slope_intervals(rows).items()},
+        "seeds": seeds,
         "rows": rows,
     }
     from .compare.report import finite
@@ -313,6 +325,21 @@ def run_scaling(dims, settings: dict, kernels, out: Path, figures: bool, progres
         fig.plot_scaling(rows, out / "scaling_ess_per_eval.png")
         fig.plot_scaling(rows, out / "scaling_median_ess_per_eval.png", "median_ess_per_eval")
         fig.plot_acceptance(rows, out / "scaling_acceptance.png")
+        if seeds > 1:  # the grid's figures: bands and slope intervals over the seeds
+            from .compare.grid_report import plot_grid_scaling, plot_slopes, slope_summary
+
+            grid_rows = [
+                {
+                    **r,
+                    "target": "diagonal_gaussian",
+                    "label": r["kernel"],
+                    "verdict": r["status"],
+                    "cell_status": "error" if r["status"] == "ERROR" else "ok",
+                }
+                for r in rows
+            ]
+            plot_grid_scaling(grid_rows, out / "scaling_ess_per_eval_band.png")
+            plot_slopes(slope_summary(grid_rows), out / "scaling_slopes.png")
 
 
 def _target_kwargs(args) -> dict:
@@ -339,7 +366,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         status = _dispatch(args)
-    except ValueError as error:  # bad input: say what is wrong, no traceback
+    except (ValueError, ImportError) as error:  # bad input or a missing extra: no traceback
         print(f"simplehmc: error: {error}", file=sys.stderr)
         return 2
     print(f"\ndone in {time.perf_counter() - start:.0f} s")
@@ -366,13 +393,17 @@ def _dispatch(args) -> int:
         settings["num_chains"] = (
             base["scaling_chains"] if args.num_chains is None else args.num_chains
         )
-        run_scaling(dims, settings, args.kernels, out, figures, progress)
+        run_scaling(dims, settings, args.kernels, out, figures, progress, args.seeds)
         print(f"\nreport and figures written to {out}/")
         return 0
     if args.command == "validate":
         return _validate(args, figures, progress)
     if args.command == "chapter":
         return _chapter(args, progress)
+    if args.command == "grid":
+        from .compare.grid_cli import run_grid_command
+
+        return run_grid_command(args)
     raise AssertionError(args.command)
 
 
