@@ -104,8 +104,9 @@ def test_realised_acceptance_lands_near_the_target(variances, adapt_mass_matrix)
     )
     mcmc = run(kernel, len(variances), num_samples=500, num_chains=16, chain_method="vectorized")
     rates = np.array([chain["acceptance rate"] for chain in mcmc._diagnostics])
-    assert abs(rates.mean() - 0.65) < 0.1, rates
-    assert np.all(np.abs(rates - 0.65) < 0.2), rates
+    target = kernel.target_accept_prob
+    assert abs(rates.mean() - target) < 0.1, rates
+    assert np.all(np.abs(rates - target) < 0.2), rates
 
 
 def test_the_fixed_length_is_one_argument_away():
