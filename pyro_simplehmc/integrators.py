@@ -151,6 +151,63 @@ def leapfrog_flat(
     return IntegratorState(q, p, potential_energy, grad)
 
 
+def leapfrog_to_u_turn(
+    q: Tensor,
+    p: Tensor,
+    value_and_grad_fn: ValueAndGrad,
+    velocity_fn: Callable[[Tensor], Tensor],
+    step_size: Tensor,
+    num_steps: int | Tensor,
+    grad: Tensor,
+    potential_energy: Tensor,
+    max_steps: int,
+) -> tuple[IntegratorState, Tensor]:
+    r"""``num_steps`` leapfrog steps as :func:`leapfrog_flat`, then on until the trajectory turns.
+
+    The trajectory *turns* at the first time :math:`t = k\epsilon` at which
+    :math:`(q_t - q_0)\cdot p_t < 0`: its distance from the start, measured in the coordinates
+    that the mass matrix whitens, stops growing (the no-U-turn criterion of Hoffman & Gelman,
+    2014). On a Gaussian that the mass matrix has whitened this is half a period of its widest
+    direction in many dimensions, and uniform up to it in one.
+
+    :param step_size: :math:`\epsilon`, shape ``batch + (1,)`` or ``(1, 1)``.
+    :param num_steps: the steps of the proposal (an int, or one per chain).
+    :param grad: :math:`\nabla U(q)`.
+    :param potential_energy: :math:`U(q)`.
+    :param int max_steps: no chain goes on past this many steps.
+    :returns: the state after ``num_steps`` (the proposal), and each chain's turning time, NaN
+        where it did not turn within ``max_steps`` or met a numerical fault first.
+    """
+    batch = q.shape[:-1]
+    q0 = q
+    wanted = torch.as_tensor(num_steps, device=q.device).expand(batch)
+    step = step_size.expand(*batch, 1)
+    turn_time = torch.full(batch, float("nan"), dtype=q.dtype, device=q.device)
+    stopped = torch.zeros(batch, dtype=torch.bool, device=q.device)
+    proposal = IntegratorState(q, p, potential_energy, grad)
+    for k in range(1, max(max_steps, int(wanted.max())) + 1):
+        moving = (k <= wanted) | ~stopped
+        if not bool(moving.any()):
+            break
+        # A chain that has turned and made its proposal takes steps of size zero.
+        eps = step * moving.unsqueeze(-1)
+        p = p - (0.5 * eps) * grad
+        q = q + eps * velocity_fn(p)
+        potential_energy, grad = value_and_grad_fn(q)
+        p = p - (0.5 * eps) * grad
+        here = (k == wanted).unsqueeze(-1)
+        proposal = IntegratorState(
+            torch.where(here, q, proposal.position),
+            torch.where(here, p, proposal.momentum),
+            torch.where(here[..., 0], potential_energy, proposal.potential_energy),
+            torch.where(here, grad, proposal.grad),
+        )
+        turning = ~stopped & (((q - q0) * p).sum(-1) < 0)
+        turn_time = torch.where(turning, k * step[..., 0], turn_time)
+        stopped = stopped | turning | ~torch.isfinite(potential_energy) | (k >= max_steps)
+    return proposal, turn_time
+
+
 def euler_flat(
     q: Tensor,
     p: Tensor,
