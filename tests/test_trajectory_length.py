@@ -178,7 +178,7 @@ def test_the_proposal_is_the_plain_trajectorys():
     q, p = torch.randn(2, 3, 5, dtype=torch.float64, generator=generator)
     for num_steps in (7, torch.tensor([2, 9, 400])):  # before and after the turn
         proposal, _ = turn(q, p, step_size=0.05, num_steps=num_steps)
-        u, grad = value_and_grad(harmonic, q)
+        _, grad = value_and_grad(harmonic, q)
         plain = leapfrog_flat(q, p, lambda x: value_and_grad(harmonic, x), lambda m: m,
                               torch.full((3, 1), 0.05, dtype=torch.float64), num_steps, grad)
         for a, b in zip(proposal, plain, strict=True):
