@@ -28,9 +28,10 @@ THEORY_SLOPES: dict[str, float] = {"RandomWalkMH": -1.0, "MALA": -1.0 / 3.0, "Si
 #: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
 SCALING_TRAJECTORY_LENGTH = 2.0
 
-#: The kernels of the scaling experiment. SimpleHMC fixes its trajectory length (not its number
-#: of steps) and jitters its step size, which breaks the resonance of a fixed trajectory on a
-#: Gaussian.
+#: The kernels of the scaling experiment. SimpleHMC fixes its mean trajectory length (not its
+#: number of steps) and jitters its step size as well as its length (by default), which breaks the
+#: resonance of a fixed trajectory on a Gaussian. (With the length fixed and only the step size
+#: jittered, ``simplehmc validate --quick`` found R-hat 1.013 for SimpleHMC at seed 1.)
 SCALING_KERNELS: dict[str, KernelSpec] = {
     "RandomWalkMH": KernelSpec(
         "RandomWalkMH", lambda t, u: RandomWalkMH(potential_fn=u), False, ours=True
