@@ -7,6 +7,8 @@ Run from the repository root::
     python benchmarks/vectorized.py --chains 64 --targets diagonal --contenders bare numpyro
     python benchmarks/vectorized.py --out /tmp/vec   # where results.md and results.json go
     python benchmarks/vectorized.py --jax-chains 1 8 64   # NumPyro, BlackJAX not at C = 256
+    python benchmarks/vectorized.py --chains 64 --no-growth --targets eight_schools \
+        --contenders chees blackjax blackjax-diag numpyro ours --seed 1   # a real posterior
     python benchmarks/vectorized.py --render benchmarks/results/vectorized/results.json
 
 The optional contenders need the ``bench`` extra (``pip install -e .[bench]``: numpyro, blackjax,
@@ -14,11 +16,22 @@ jax for CPU); without it they are skipped with a note. Our own rows need
 ``pyro_simplehmc.MCMC(..., chain_method="vectorized")``; where it is missing (or does not take an
 argument used here) the rows are skipped with a note, and the rest still runs.
 
-What it measures. Every contender samples the same two targets from the same starting points
+What it measures. Every contender samples the same targets from the same starting points
 (uniform on ``[-2, 2]`` per coordinate and chain, seeded), ``C`` chains at once, one thread:
 
 - ``correlated``: the 2-D Gaussian with unit variances and correlation 0.95;
-- ``diagonal``: the 100-D diagonal Gaussian with variances evenly spaced from 0.1 to 1.
+- ``diagonal``: the 100-D diagonal Gaussian with variances evenly spaced from 0.1 to 1;
+- ``eight_schools`` (only when asked for): posteriordb's ``eight_schools_noncentered``, the
+  project's Pyro port, on Pyro's unconstrained scale ``x = (mu, log tau, theta_trans)``
+  (:class:`EightSchoolsSpec`). Every chain starts inside the posterior's bulk, all its scales
+  are within a factor 3.3, and its priors are proper, so it tests adaptation rather than the
+  escape from a bad start. At start-up the batched torch potential is checked against the Pyro
+  port (through ``initialize_model``), the hand-written JAX log density and NumPyro's potential
+  energy at random points: the run stops unless all agree up to a constant. Each contender's
+  draws are then scored against posteriordb's reference means and sds
+  (:func:`pyro_simplehmc.posteriordb.compare_with_reference`), so that an efficient but wrong
+  sampler shows. Its goal ratio uses the smallest ESS over the coordinates *and* their squares;
+  its bare loop takes ``T = pi * 3.3``, the reference sd of ``mu``, the largest of ``x``'s.
 
 For each run it records the wall seconds and the CPU seconds of the whole run (compilation,
 warmup and sampling; not the ESS computation), the gradient evaluations summed over chains
@@ -42,11 +55,18 @@ The contenders:
 - ``numpyro``: NumPyro's NUTS on the same model written in NumPyro, ``chain_method="vectorized"``.
 - ``blackjax``: BlackJAX's ChEES-HMC (``blackjax.chees_adaptation`` for warmup, then
   ``blackjax.dynamic_hmc`` with the adapted parameters, vmapped over chains inside a
-  ``jax.lax.scan``), as BlackJAX's documentation shows it.
+  ``jax.lax.scan``), as BlackJAX's documentation shows it: an identity mass matrix.
+- ``blackjax-diag`` (only when asked for): the same with
+  ``chees_adaptation(..., mass_matrix_estimation="diagonal")``, where BlackJAX has it; the fair
+  opponent on a target whose scales differ, since SimpleHMC and NumPyro adapt a diagonal mass
+  matrix too.
 
 The potential-based contenders (bare, ours, mala, rw, chees, blackjax) all use the same
 hand-written quadratic form in their framework; the model-based ones (ours-model, numpyro) use
-their PPL's ``MultivariateNormal`` or ``Normal(...).to_event(1)``. Everything is float64
+their PPL's ``MultivariateNormal`` or ``Normal(...).to_event(1)``. For ``eight_schools`` the
+potentials are written out by hand in torch and JAX, NumPyro gets the model as its users write
+it, and ``ours-model`` is skipped (the port's sites are ``mu``, ``tau``, ``theta_trans``, not
+one ``x``). Everything is float64
 (``jax_enable_x64``), as the torch targets are.
 
 Cost per iteration as C grows. ESS runs differ in the number of leapfrog steps each sampler
@@ -395,7 +415,7 @@ class EightSchoolsSpec(Spec):
         of theta, mu and tau against posteriordb's reference (z-scores from both MCSEs)."""
         from pyro_simplehmc.posteriordb import compare_with_reference, flatten_draws
 
-        x = torch.as_tensor(draws, dtype=DTYPE)
+        x = torch.tensor(draws, dtype=DTYPE)  # a copy: JAX hands out read-only arrays
         sites = {"mu": x[..., 0], "tau": x[..., 1].exp(), "theta_trans": x[..., 2:]}
         return compare_with_reference(flatten_draws(self.port.reference_quantities(sites)),
                                       self.reference)
