@@ -7,6 +7,8 @@ Run from the repository root::
     python benchmarks/vectorized.py --chains 64 --targets diagonal --contenders bare numpyro
     python benchmarks/vectorized.py --out /tmp/vec   # where results.md and results.json go
     python benchmarks/vectorized.py --jax-chains 1 8 64   # NumPyro, BlackJAX not at C = 256
+    python benchmarks/vectorized.py --chains 64 --no-growth --targets eight_schools \
+        --contenders chees blackjax blackjax-diag numpyro ours --seed 1   # a real posterior
     python benchmarks/vectorized.py --render benchmarks/results/vectorized/results.json
 
 The optional contenders need the ``bench`` extra (``pip install -e .[bench]``: numpyro, blackjax,
@@ -14,11 +16,22 @@ jax for CPU); without it they are skipped with a note. Our own rows need
 ``pyro_simplehmc.MCMC(..., chain_method="vectorized")``; where it is missing (or does not take an
 argument used here) the rows are skipped with a note, and the rest still runs.
 
-What it measures. Every contender samples the same two targets from the same starting points
+What it measures. Every contender samples the same targets from the same starting points
 (uniform on ``[-2, 2]`` per coordinate and chain, seeded), ``C`` chains at once, one thread:
 
 - ``correlated``: the 2-D Gaussian with unit variances and correlation 0.95;
-- ``diagonal``: the 100-D diagonal Gaussian with variances evenly spaced from 0.1 to 1.
+- ``diagonal``: the 100-D diagonal Gaussian with variances evenly spaced from 0.1 to 1;
+- ``eight_schools`` (only when asked for): posteriordb's ``eight_schools_noncentered``, the
+  project's Pyro port, on Pyro's unconstrained scale ``x = (mu, log tau, theta_trans)``
+  (:class:`EightSchoolsSpec`). Every chain starts inside the posterior's bulk, all its scales
+  are within a factor 3.3, and its priors are proper, so it tests adaptation rather than the
+  escape from a bad start. At start-up the batched torch potential is checked against the Pyro
+  port (through ``initialize_model``), the hand-written JAX log density and NumPyro's potential
+  energy at random points: the run stops unless all agree up to a constant. Each contender's
+  draws are then scored against posteriordb's reference means and sds
+  (:func:`pyro_simplehmc.posteriordb.compare_with_reference`), so that an efficient but wrong
+  sampler shows. Its goal ratio uses the smallest ESS over the coordinates *and* their squares;
+  its bare loop takes ``T = pi * 3.3``, the reference sd of ``mu``, the largest of ``x``'s.
 
 For each run it records the wall seconds and the CPU seconds of the whole run (compilation,
 warmup and sampling; not the ESS computation), the gradient evaluations summed over chains
@@ -42,11 +55,18 @@ The contenders:
 - ``numpyro``: NumPyro's NUTS on the same model written in NumPyro, ``chain_method="vectorized"``.
 - ``blackjax``: BlackJAX's ChEES-HMC (``blackjax.chees_adaptation`` for warmup, then
   ``blackjax.dynamic_hmc`` with the adapted parameters, vmapped over chains inside a
-  ``jax.lax.scan``), as BlackJAX's documentation shows it.
+  ``jax.lax.scan``), as BlackJAX's documentation shows it: an identity mass matrix.
+- ``blackjax-diag`` (only when asked for): the same with
+  ``chees_adaptation(..., mass_matrix_estimation="diagonal")``, where BlackJAX has it; the fair
+  opponent on a target whose scales differ, since SimpleHMC and NumPyro adapt a diagonal mass
+  matrix too.
 
 The potential-based contenders (bare, ours, mala, rw, chees, blackjax) all use the same
 hand-written quadratic form in their framework; the model-based ones (ours-model, numpyro) use
-their PPL's ``MultivariateNormal`` or ``Normal(...).to_event(1)``. Everything is float64
+their PPL's ``MultivariateNormal`` or ``Normal(...).to_event(1)``. For ``eight_schools`` the
+potentials are written out by hand in torch and JAX, NumPyro gets the model as its users write
+it, and ``ours-model`` is skipped (the port's sites are ``mu``, ``tau``, ``theta_trans``, not
+one ``x``). Everything is float64
 (``jax_enable_x64``), as the torch targets are.
 
 Cost per iteration as C grows. ESS runs differ in the number of leapfrog steps each sampler
@@ -100,9 +120,14 @@ from pyro_simplehmc.targets import correlated_gaussian, diagonal_gaussian
 
 DTYPE = torch.float64
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "vectorized"
-ALL_CONTENDERS = ("bare", "ours", "ours-model", "numpyro", "blackjax", "mala", "rw", "chees")
+ALL_CONTENDERS = ("bare", "ours", "ours-model", "numpyro", "blackjax", "mala", "rw", "chees",
+                  "blackjax-diag")
+#: The contenders run when ``--contenders`` is not given.
+DEFAULT_CONTENDERS = ALL_CONTENDERS[:-1]
 #: Contenders run only at ``--extras-chains``.
 EXTRAS = ("mala", "rw", "chees")
+#: Contenders restricted by ``--jax-chains``.
+JAX_CONTENDERS = ("numpyro", "blackjax", "blackjax-diag")
 
 Potential = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
@@ -116,14 +141,109 @@ class Skip(Exception):
 
 @dataclass
 class Spec:
-    """One target, written once for torch, Pyro, JAX and NumPyro."""
+    """One target, written once for torch, JAX and NumPyro (and Pyro where it has one site ``x``).
+
+    Every contender samples one vector ``x`` of shape ``(C, D)``: the torch potential and the
+    JAX log density take it as it is; a NumPyro model with other sites gets it through
+    :meth:`numpyro_init` and gives it back through :meth:`numpyro_draws`.
+    """
 
     key: str
     name: str
     dim: int
-    cov: np.ndarray  # the covariance (diagonal for ``diagonal``)
-    diagonal: bool
-    pyro_model: Callable[[], None] = field(repr=False)
+
+    #: A Pyro model with the one site ``x`` (for ``ours-model``), or ``None``.
+    pyro_model = None
+
+    @property
+    def max_sd(self) -> float:
+        """The largest marginal sd of ``x``: the bare loop's ``T = pi * max_sd``."""
+        raise NotImplementedError
+
+    def torch_potential(self) -> Potential:
+        """:math:`U(x)` on ``{"x": (..., D)}``, returning ``(...)``."""
+        raise NotImplementedError
+
+    def jax_logdensity(self):
+        """:math:`-U(x)` (up to a constant) of one ``x`` of shape ``(D,)``, in JAX."""
+        raise NotImplementedError
+
+    def numpyro_model(self):
+        raise NotImplementedError
+
+    def numpyro_init(self, init: np.ndarray) -> dict:
+        """NumPyro's (unconstrained) ``init_params`` for the points ``init`` of shape (C, D)."""
+        import jax.numpy as jnp
+
+        return {"x": jnp.asarray(init)}
+
+    def numpyro_draws(self, samples: dict) -> np.ndarray:
+        """NumPyro's grouped-by-chain samples as ``x``, shaped ``(C, N, D)``."""
+        return np.asarray(samples["x"])
+
+    def other_potentials(self) -> dict[str, Callable[[np.ndarray], float]]:
+        """Further implementations of :math:`U` (up to a constant) to check at start-up."""
+        return {}
+
+    def reference_check(self, draws: np.ndarray):
+        """A comparison of draws ``(C, N, D)`` with a reference posterior, or ``None``."""
+        return None
+
+    def check_consistency(self, seed: int, points: int = 6) -> list[str]:
+        """Raise unless every implementation of the target is :math:`U` up to a constant.
+
+        The batched torch potential is evaluated at ``points`` random points at once; the JAX
+        log density, NumPyro's potential energy and :meth:`other_potentials` one point at a
+        time. A mismatch (a missing log-Jacobian, a prior with another scale) would make the
+        contenders sample different targets, and the comparison meaningless.
+
+        :returns: what was checked, one line each (and what could not be, for lack of jax).
+        """
+        rng = np.random.default_rng(seed + 7919)
+        x = rng.uniform(-3.0, 3.0, size=(points, self.dim))
+        u = self.torch_potential()({"x": torch.as_tensor(x, dtype=DTYPE)}).numpy()
+        checks = dict(self.other_potentials())
+        try:
+            jax = _jax()
+        except Skip as e:
+            done = [f"JAX and NumPyro not checked: {e}"]
+        else:
+            done = []
+            logdensity = jax.jit(self.jax_logdensity())
+            checks["JAX log density"] = lambda xi: -float(logdensity(jax.numpy.asarray(xi)))
+            try:
+                from numpyro.infer.util import potential_energy
+            except ImportError:
+                done.append("NumPyro model not checked: numpyro is not installed")
+            else:
+                model = self.numpyro_model()
+
+                def numpyro_u(xi):
+                    params = {k: v[0] for k, v in self.numpyro_init(xi[None]).items()}
+                    return float(potential_energy(model, (), {}, params))
+
+                checks["NumPyro model"] = numpyro_u
+        scale = 1.0 + float(np.abs(u).max())
+        for what, fn in checks.items():
+            other = np.array([fn(xi) for xi in x])
+            diff = other - u
+            spread = float(diff.max() - diff.min())
+            if not np.all(np.isfinite(diff)) or spread > 1e-9 * scale:
+                raise ValueError(
+                    f"target {self.key!r}: the {what} is not the torch potential up to a "
+                    f"constant: differences {diff.tolist()} at {points} random points")
+            done.append(f"{what} = torch potential + {float(np.mean(diff)):.6g} "
+                        f"(spread {spread:.1e} over {points} points)")
+        return done
+
+
+@dataclass
+class GaussianSpec(Spec):
+    """A centred Gaussian given by its covariance."""
+
+    cov: np.ndarray = field(default=None, repr=False)  # the covariance (diagonal for ``diagonal``)
+    diagonal: bool = False
+    pyro_model: Callable[[], None] | None = field(default=None, repr=False)
 
     @property
     def max_sd(self) -> float:
@@ -176,19 +296,153 @@ class Spec:
         return model
 
 
+_LOG_2PI = math.log(2.0 * math.pi)
+_HALF_CAUCHY_5 = math.log(2.0 / math.pi) - math.log(5.0)  # log density of HalfCauchy(5) at 0
+
+
+@dataclass
+class EightSchoolsSpec(Spec):
+    r"""posteriordb's ``eight_schools-eight_schools_noncentered``, on Pyro's unconstrained scale.
+
+    ``x = (mu, log tau, theta_trans[1..8])``, ``D = 10``:
+
+    .. math:: \log p(x) = \log\mathcal{N}(\mu; 0, 5) + \log\mathrm{HalfCauchy}(\tau; 5)
+        + \log\tau + \sum_j \log\mathcal{N}(\tilde\theta_j; 0, 1)
+        + \sum_j \log\mathcal{N}(y_j; \mu + \tau\tilde\theta_j, \sigma_j),
+
+    with :math:`\tau = e^{x_2}` and its log-Jacobian :math:`\log\tau`, as Pyro's
+    ``biject_to(constraints.positive)`` (an ``ExpTransform``) gives it. The torch potential and
+    the JAX log density are written out by hand (constants included), the NumPyro model as a
+    NumPyro user writes it; :meth:`other_potentials` adds the project's Pyro port
+    (:func:`pyro_simplehmc.posteriordb.eight_schools_noncentered`, through
+    :func:`pyro.infer.mcmc.util.initialize_model`), so that all four are checked to agree.
+    """
+
+    posterior: str = "eight_schools-eight_schools_noncentered"
+
+    def __post_init__(self):
+        from pyro_simplehmc.posteriordb import load_posterior
+
+        self.port, self.data, self.reference = load_posterior(self.posterior)
+        self.y = np.asarray(self.data["y"], dtype=np.float64)
+        self.sigma = np.asarray(self.data["sigma"], dtype=np.float64)
+
+    @property
+    def max_sd(self) -> float:
+        # The reference summarises mu, tau and theta, not x; of x's coordinates mu has the
+        # largest sd (3.3): log tau's is about 1.1 (its 5% and 95% quantiles, 0.26 and 9.7, are
+        # 3.6 apart on the log scale, 3.3 normal sds) and theta_trans's are near their prior's 1.
+        return float(self.reference["mu"]["sd"])
+
+    def torch_potential(self) -> Potential:
+        y, sigma = torch.as_tensor(self.y, dtype=DTYPE), torch.as_tensor(self.sigma, dtype=DTYPE)
+        const = -math.log(5.0) - 0.5 * _LOG_2PI + _HALF_CAUCHY_5 - 0.5 * len(y) * _LOG_2PI + (
+            -torch.log(sigma).sum().item() - 0.5 * len(y) * _LOG_2PI)
+
+        def potential_fn(params):
+            x = params["x"]
+            mu, log_tau, eta = x[..., 0], x[..., 1], x[..., 2:]
+            tau = log_tau.exp()
+            z = (y - (mu.unsqueeze(-1) + tau.unsqueeze(-1) * eta)) / sigma
+            log_p = (-0.5 * (mu / 5.0) ** 2 - torch.log1p((tau / 5.0) ** 2) + log_tau
+                     - 0.5 * (eta * eta).sum(-1) - 0.5 * (z * z).sum(-1))
+            return -(log_p + const)
+
+        return potential_fn
+
+    def jax_logdensity(self):
+        import jax.numpy as jnp
+
+        y, sigma = jnp.asarray(self.y), jnp.asarray(self.sigma)
+        log_sigma = jnp.log(sigma)
+
+        def logdensity(x):
+            mu, log_tau, eta = x[0], x[1], x[2:]
+            tau = jnp.exp(log_tau)
+            return (
+                -0.5 * (mu / 5.0) ** 2 - math.log(5.0) - 0.5 * _LOG_2PI  # mu ~ Normal(0, 5)
+                + _HALF_CAUCHY_5 - jnp.log1p((tau / 5.0) ** 2)  # tau ~ HalfCauchy(5)
+                + log_tau  # log |d tau / d log tau|
+                + jnp.sum(-0.5 * eta**2 - 0.5 * _LOG_2PI)  # theta_trans ~ Normal(0, 1)
+                + jnp.sum(-0.5 * ((y - mu - tau * eta) / sigma) ** 2 - log_sigma - 0.5 * _LOG_2PI)
+            )
+
+        return logdensity
+
+    def numpyro_model(self):
+        import jax.numpy as jnp
+        import numpyro
+        import numpyro.distributions as ndist
+
+        y, sigma = jnp.asarray(self.y), jnp.asarray(self.sigma)
+
+        def model():
+            mu = numpyro.sample("mu", ndist.Normal(0.0, 5.0))
+            tau = numpyro.sample("tau", ndist.HalfCauchy(5.0))
+            with numpyro.plate("schools", len(self.y)):
+                theta_trans = numpyro.sample("theta_trans", ndist.Normal(0.0, 1.0))
+                numpyro.sample("y", ndist.Normal(mu + tau * theta_trans, sigma), obs=y)
+
+        return model
+
+    def numpyro_init(self, init: np.ndarray) -> dict:
+        import jax.numpy as jnp
+
+        # NumPyro takes init_params on the unconstrained scale: log tau for tau.
+        return {"mu": jnp.asarray(init[:, 0]), "tau": jnp.asarray(init[:, 1]),
+                "theta_trans": jnp.asarray(init[:, 2:])}
+
+    def numpyro_draws(self, samples: dict) -> np.ndarray:
+        return np.concatenate([np.asarray(samples["mu"])[..., None],
+                               np.log(np.asarray(samples["tau"]))[..., None],
+                               np.asarray(samples["theta_trans"])], axis=-1)
+
+    def other_potentials(self) -> dict[str, Callable[[np.ndarray], float]]:
+        from pyro.infer.mcmc.util import initialize_model
+
+        _, potential_fn, _, _ = initialize_model(
+            self.port.model, model_args=(self.data,),
+            max_plate_nesting=self.port.max_plate_nesting)
+
+        def pyro_u(xi):
+            xi = torch.as_tensor(xi, dtype=DTYPE)  # tau's unconstrained value is log tau
+            return float(potential_fn({"mu": xi[0], "tau": xi[1], "theta_trans": xi[2:]}))
+
+        return {"Pyro port (initialize_model)": pyro_u}
+
+    def reference_check(self, draws: np.ndarray):
+        """The port's :func:`~pyro_simplehmc.posteriordb.compare_with_reference`: means and sds
+        of theta, mu and tau against posteriordb's reference (z-scores from both MCSEs)."""
+        from pyro_simplehmc.posteriordb import compare_with_reference, flatten_draws
+
+        x = torch.tensor(draws, dtype=DTYPE)  # a copy: JAX hands out read-only arrays
+        sites = {"mu": x[..., 0], "tau": x[..., 1].exp(), "theta_trans": x[..., 2:]}
+        return compare_with_reference(flatten_draws(self.port.reference_quantities(sites)),
+                                      self.reference)
+
+
+#: The targets, by their ``--targets`` key.
+TARGETS = ("correlated", "diagonal", "eight_schools")
+#: The targets that are posteriors (with a reference to check the draws against).
+POSTERIOR_TARGETS = ("eight_schools",)
+
+
 def make_specs(keys) -> list[Spec]:
     specs = []
     for key in keys:
         if key == "correlated":
             t = correlated_gaussian(0.95, dtype=DTYPE)
-            specs.append(Spec(key, "2-D correlated Gaussian (rho 0.95)", 2, t.cov.numpy(), False,
-                              t.model))
+            specs.append(GaussianSpec(key, "2-D correlated Gaussian (rho 0.95)", 2,
+                                      cov=t.cov.numpy(), diagonal=False, pyro_model=t.model))
         elif key == "diagonal":
             t = diagonal_gaussian(100, dtype=DTYPE)
-            specs.append(Spec(key, "100-D diagonal Gaussian (variances 0.1 to 1)", 100,
-                              t.cov.numpy(), True, t.model))
+            specs.append(GaussianSpec(key, "100-D diagonal Gaussian (variances 0.1 to 1)", 100,
+                                      cov=t.cov.numpy(), diagonal=True, pyro_model=t.model))
+        elif key == "eight_schools":
+            specs.append(EightSchoolsSpec(
+                key, "posteriordb eight_schools_noncentered (10-D, unconstrained)", 10))
         else:
-            raise ValueError(f"--targets: unknown target {key!r}; allowed: correlated, diagonal")
+            raise ValueError(f"--targets: unknown target {key!r}; allowed: {', '.join(TARGETS)}")
     return specs
 
 
@@ -361,6 +615,8 @@ def _ours_kernel(which: str, spec: Spec, path: str, **extra):
     try:
         if path == "potential":
             return cls(potential_fn=spec.torch_potential(), batched_potential=True, **extra)
+        if spec.pyro_model is None:
+            raise Skip(f"no Pyro model with the one site x for {spec.key}")
         return cls(spec.pyro_model, **extra)
     except TypeError as e:  # an argument of the planned API not there yet
         raise Skip(f"{cls.__name__} does not take the planned arguments yet ({e})") from e
@@ -431,12 +687,12 @@ def run_numpyro(spec: Spec, chains: int, args, init: np.ndarray) -> dict:
         return MCMC(NUTS(spec.numpyro_model()), num_warmup=args.warmup, num_samples=args.draws,
                     num_chains=chains, chain_method="vectorized", progress_bar=False)
 
-    init_params = {"x": jax.numpy.asarray(init)}
+    init_params = spec.numpyro_init(init)
     key = jax.random.PRNGKey(args.seed)
     start_wall, start_cpu = time.perf_counter(), time.process_time()
     mcmc = make()
     mcmc.run(key, init_params=init_params, extra_fields=("num_steps", "accept_prob"))
-    draws = np.asarray(mcmc.get_samples(group_by_chain=True)["x"])
+    draws = spec.numpyro_draws(mcmc.get_samples(group_by_chain=True))
     timing = (time.perf_counter() - start_wall, time.process_time() - start_cpu)
     extra = mcmc.get_extra_fields(group_by_chain=True)
     sampling = int(np.asarray(extra["num_steps"]).sum())
@@ -448,8 +704,13 @@ def run_numpyro(spec: Spec, chains: int, args, init: np.ndarray) -> dict:
             "timing": timing}
 
 
-def run_blackjax(spec: Spec, chains: int, args, init: np.ndarray) -> dict:
-    """BlackJAX's ChEES-HMC: ``chees_adaptation`` warmup, then vmapped ``dynamic_hmc``."""
+def run_blackjax(spec: Spec, chains: int, args, init: np.ndarray,
+                 mass_matrix: str | None = None) -> dict:
+    """BlackJAX's ChEES-HMC: ``chees_adaptation`` warmup, then vmapped ``dynamic_hmc``.
+
+    :param mass_matrix: ``chees_adaptation``'s ``mass_matrix_estimation``: ``None`` (its
+        default, an identity mass matrix) or ``"diagonal"`` (estimated from the ensemble).
+    """
     jax = _jax()
     try:
         import blackjax
@@ -459,7 +720,11 @@ def run_blackjax(spec: Spec, chains: int, args, init: np.ndarray) -> dict:
     logdensity = spec.jax_logdensity()
     key_warmup, key_sample = jax.random.split(jax.random.PRNGKey(args.seed))
     start_wall, start_cpu = time.perf_counter(), time.process_time()
-    warmup = blackjax.chees_adaptation(logdensity, num_chains=chains)
+    options = {} if mass_matrix is None else {"mass_matrix_estimation": mass_matrix}
+    try:
+        warmup = blackjax.chees_adaptation(logdensity, num_chains=chains, **options)
+    except TypeError as e:  # an older BlackJAX: no mass-matrix estimation in ChEES
+        raise Skip(f"blackjax.chees_adaptation does not take {options} ({e})") from e
     (states, parameters), info = warmup.run(
         key_warmup, jax.numpy.asarray(init), args.blackjax_step_size,
         optax.adam(args.blackjax_learning_rate), args.warmup, max_sampling_steps=args.draws,
@@ -499,6 +764,7 @@ RUNNERS = {
     "chees": run_ours("hmc", "potential", adapt_trajectory_length=True),
     "numpyro": run_numpyro,
     "blackjax": run_blackjax,
+    "blackjax-diag": lambda *a: run_blackjax(*a, mass_matrix="diagonal"),
 }
 
 LABELS = {
@@ -510,6 +776,7 @@ LABELS = {
     "chees": "SimpleHMC + ChEES (adapt_trajectory_length)",
     "numpyro": "NumPyro NUTS, vectorized",
     "blackjax": "BlackJAX ChEES-HMC",
+    "blackjax-diag": "BlackJAX ChEES-HMC, diagonal mass matrix",
 }
 
 
@@ -536,6 +803,7 @@ def run_one(name: str, spec: Spec, chains: int, args) -> dict:
                                    time.process_time() - start_cpu))
     draws = out.pop("draws")
     ess, ess_sq = min_ess(draws)
+    reference = spec.reference_check(draws)
     del draws
     grads = out.get("gradients")
     row.update(out)
@@ -545,9 +813,18 @@ def run_one(name: str, spec: Spec, chains: int, args) -> dict:
         "ess_per_grad": ess / grads if grads else None,
         "ess_sq_per_grad": ess_sq / grads if grads else None,
     })
+    if reference is not None:
+        row.update({"ess_all_per_grad": min(ess, ess_sq) / grads if grads else None,
+                    "reference_passed": reference.passed,
+                    "reference_max_z": reference.max_abs_z,
+                    "reference_threshold": reference.threshold,
+                    "reference": str(reference),
+                    "reference_z": dict(zip(reference.names, reference.z.tolist(), strict=True))})
     print(f"  {name:<10} C={chains:<4} wall {wall:7.1f} s  cpu {cpu:7.1f} s  min ESS {ess:9.0f}"
           f"  (x^2 {ess_sq:9.0f})  ESS/s {ess / wall:9.0f}  grads {grads or 0:>11,}"
           f"  {out.get('note', '')}", flush=True)
+    if reference is not None:
+        print(f"  {'':<10} reference check (means and sds vs posteriordb): {reference}", flush=True)
     return row
 
 
@@ -645,21 +922,47 @@ def find(rows, name, target, chains):
     return None
 
 
+#: The ratios of the Gaussian targets: (a, b, measure, goal, what).
+_GAUSSIAN_PAIRS = [
+    ("ours", "blackjax", "ess_per_s", 1.5, "ESS/s, potential_fn path / BlackJAX ChEES"),
+    ("ours", "numpyro", "ess_per_s", 4.0, "ESS/s, potential_fn path / NumPyro NUTS"),
+    ("ours-model", "numpyro", "ess_per_s", 1.0, "ESS/s, model= path / NumPyro NUTS"),
+    ("chees", "blackjax", "ess_per_grad", 0.8,
+     "ESS/gradient, SimpleHMC+ChEES / BlackJAX ChEES"),
+    ("ours", "bare", "ess_per_s", None, "ESS/s, potential_fn path / bare loop"),
+    ("bare", "blackjax", "ess_per_s", None, "ESS/s, bare loop / BlackJAX ChEES"),
+    ("bare", "numpyro", "ess_per_s", None, "ESS/s, bare loop / NumPyro NUTS"),
+    ("blackjax", "numpyro", "ess_per_s", None, "ESS/s, BlackJAX ChEES / NumPyro NUTS"),
+]
+
+
 def ratio_lines(rows, growths, target_keys, c: int) -> tuple[list[str], list[dict]]:
     """The goal ratios at ``c`` chains, per wall second and per CPU second, and cost growth."""
     checks = []
     for key in target_keys:
-        pairs = [
-            ("ours", "blackjax", "ess_per_s", 1.5, "ESS/s, potential_fn path / BlackJAX ChEES"),
-            ("ours", "numpyro", "ess_per_s", 4.0, "ESS/s, potential_fn path / NumPyro NUTS"),
-            ("ours-model", "numpyro", "ess_per_s", 1.0, "ESS/s, model= path / NumPyro NUTS"),
-            ("chees", "blackjax", "ess_per_grad", 0.8,
-             "ESS/gradient, SimpleHMC+ChEES / BlackJAX ChEES"),
-            ("ours", "bare", "ess_per_s", None, "ESS/s, potential_fn path / bare loop"),
-            ("bare", "blackjax", "ess_per_s", None, "ESS/s, bare loop / BlackJAX ChEES"),
-            ("bare", "numpyro", "ess_per_s", None, "ESS/s, bare loop / NumPyro NUTS"),
-            ("blackjax", "numpyro", "ess_per_s", None, "ESS/s, BlackJAX ChEES / NumPyro NUTS"),
-        ]
+        if key in POSTERIOR_TARGETS:
+            # Smallest ESS over the unconstrained coordinates and their squares, per gradient.
+            pairs = [
+                ("chees", "blackjax", "ess_all_per_grad", 0.8,
+                 "ESS/gradient, SimpleHMC+ChEES / BlackJAX ChEES"),
+                ("chees", "blackjax-diag", "ess_all_per_grad", 0.8,
+                 "ESS/gradient, SimpleHMC+ChEES / BlackJAX ChEES with diagonal mass matrix"),
+                ("chees", "numpyro", "ess_all_per_grad", None,
+                 "ESS/gradient, SimpleHMC+ChEES / NumPyro NUTS"),
+                ("chees", "blackjax", "ess_per_grad", None,
+                 "ESS/gradient (coordinates only), SimpleHMC+ChEES / BlackJAX ChEES"),
+                ("chees", "blackjax", "ess_sq_per_grad", None,
+                 "ESS/gradient (squares only), SimpleHMC+ChEES / BlackJAX ChEES"),
+                ("ours", "blackjax", "ess_all_per_grad", None,
+                 "ESS/gradient, potential_fn path / BlackJAX ChEES"),
+                ("blackjax", "numpyro", "ess_all_per_grad", None,
+                 "ESS/gradient, BlackJAX ChEES / NumPyro NUTS"),
+                ("chees", "blackjax", "ess_per_s", None,
+                 "ESS/s, SimpleHMC+ChEES / BlackJAX ChEES"),
+                ("ours", "numpyro", "ess_per_s", None, "ESS/s, potential_fn path / NumPyro NUTS"),
+            ]
+        else:
+            pairs = _GAUSSIAN_PAIRS
         for a, b, measure, goal, what in pairs:
             ra, rb = find(rows, a, key, c), find(rows, b, key, c)
             values = []
@@ -765,8 +1068,9 @@ def main(argv=None) -> None:
     parser.add_argument("--draws", type=int, help="draws per chain after warmup (5000)")
     parser.add_argument("--warmup", type=int, help="warmup iterations (500)")
     parser.add_argument("--targets", nargs="+", default=["correlated", "diagonal"],
-                        choices=["correlated", "diagonal"])
-    parser.add_argument("--contenders", nargs="+", default=list(ALL_CONTENDERS),
+                        choices=TARGETS, help="correlated, diagonal (the default), and the "
+                        "posterior eight_schools")
+    parser.add_argument("--contenders", nargs="+", default=list(DEFAULT_CONTENDERS),
                         choices=ALL_CONTENDERS)
     parser.add_argument("--extras-chains", type=int, default=64,
                         help="the one C at which mala, rw and chees run (64)")
@@ -809,6 +1113,10 @@ def main(argv=None) -> None:
     env = environment()
     print(f"{env['date']}  {env['cpu']}, {env['cpus']} CPUs, load {env['load_average']}",
           flush=True)
+    consistency = {}
+    for spec in specs:  # raises if the contenders' targets differ
+        consistency[spec.key] = spec.check_consistency(args.seed)
+        print(f"{spec.key}: " + "; ".join(consistency[spec.key]), flush=True)
 
     rows = []
     for spec in specs:
@@ -817,7 +1125,7 @@ def main(argv=None) -> None:
             for name in args.contenders:
                 if name in EXTRAS and chains != args.extras_chains:
                     continue
-                if name in ("numpyro", "blackjax") and args.jax_chains is not None and (
+                if name in JAX_CONTENDERS and args.jax_chains is not None and (
                         chains not in args.jax_chains):
                     continue
                 rows.append(run_one(name, spec, chains, args))
@@ -832,7 +1140,7 @@ def main(argv=None) -> None:
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     settings["chain_counts"] = chain_counts
     payload = {"command": command.strip(), "environment": env, "rows": rows,
-               "growth": growths, "settings": settings,
+               "growth": growths, "settings": settings, "consistency": consistency,
                "seconds": time.perf_counter() - started}
     md, payload["checks"] = render(payload)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -879,8 +1187,33 @@ def render(payload: dict) -> tuple[str, list[dict]]:
         f"steps, no adaptation), median over {settings['growth_iterations']} iterations per "
         f"batch and {settings['rounds']} interleaved rounds.", "",
         *growth_lines(growths, chain_counts), "",
+        *reference_lines(rows, payload.get("consistency", {})),
     ])
     return md, checks
+
+
+def reference_lines(rows, consistency) -> list[str]:
+    """The start-up consistency checks and the reference checks, for posterior targets only."""
+    keys = [k for k in consistency if k in POSTERIOR_TARGETS]
+    if not keys:
+        return []
+    lines = ["## Posterior targets: same target everywhere, right answer", "",
+             "Checked at start-up: every implementation of the target equals the batched torch "
+             "potential up to a constant, at random points (the run stops otherwise).", ""]
+    for key in keys:
+        lines += [f"- {key}: {c}" for c in consistency[key]]
+    lines += ["", "Each contender's draws against posteriordb's reference: posterior means and "
+              "sds of every reference quantity, z-scores from both Monte-Carlo standard errors, "
+              "Bonferroni threshold for a family-wise false-alarm probability of 0.001.", "",
+              "| target | contender | C | max abs z | threshold | largest z (quantity) | "
+              "passed |", "|---|---|---:|---:|---:|---|---|"]
+    for r in rows:
+        if r["target"] in keys and "reference" in r:
+            name, z = max(r["reference_z"].items(), key=lambda kv: abs(kv[1]))
+            lines.append(f"| {r['target']} | {r['label']} | {r['chains']} "
+                         f"| {r['reference_max_z']:.2f} | {r['reference_threshold']:.2f} "
+                         f"| {z:+.2f} ({name}) | {'yes' if r['reference_passed'] else '**no**'} |")
+    return [*lines, ""]
 
 
 if __name__ == "__main__":
