@@ -359,10 +359,17 @@ class SimpleHMC(MHKernel):
         self, t: int, state: ChainState, proposal: ChainState, info: StepInfo, new: ChainState
     ) -> None:
         chees_step, self._chees_step = self._chees_step, None
-        window = self._adapter._current_window
+        adapter = self._adapter
+        window = adapter._current_window
         super()._adapt(t, state, proposal, info, new)
+        window_ended = window != adapter._current_window
+        metric_changed = (
+            window_ended
+            and adapter.adapt_mass_matrix
+            and 0 < window < len(adapter._adaptation_schedule) - 1
+        )
         if self._turn_times:
-            self._learn_length(window != self._adapter._current_window)
+            self._learn_length(window_ended)
         if chees_step is not None:
             jitter, length, velocity = chees_step
             gradient = chees.chees_gradient(
@@ -375,6 +382,8 @@ class SimpleHMC(MHKernel):
                 length,
             )
             chees.update(self.chees, gradient, float(self._adapter.step_size))
+            if metric_changed:
+                chees.restart(self.chees, float(self._adapter.step_size))
 
     def _learn_length(self, window_ended: bool) -> None:
         """The mean trajectory length from the turning times measured in this window."""
