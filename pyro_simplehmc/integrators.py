@@ -17,6 +17,7 @@ structures as Pyro's potentials (a dict of tensors, or a tensor).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
@@ -161,6 +162,8 @@ def leapfrog_to_u_turn(
     grad: Tensor,
     potential_energy: Tensor,
     max_steps: int,
+    kinetic_energy_fn: Callable[[Tensor], Tensor] | None = None,
+    max_energy_error: float = math.inf,
 ) -> tuple[IntegratorState, Tensor]:
     r"""``num_steps`` leapfrog steps as :func:`leapfrog_flat`, then on until the trajectory turns.
 
@@ -175,8 +178,13 @@ def leapfrog_to_u_turn(
     :param grad: :math:`\nabla U(q)`.
     :param potential_energy: :math:`U(q)`.
     :param int max_steps: no chain goes on past this many steps.
-    :returns: the state after ``num_steps`` (the proposal), and each chain's turning time, NaN
-        where it did not turn within ``max_steps`` or met a numerical fault first.
+    :param kinetic_energy_fn: :math:`K(p)`, to watch the energy error.
+    :param float max_energy_error: a chain whose energy error exceeds this has diverged and
+        stops looking for its turn, as NUTS stops a diverging tree (so that a runaway trajectory
+        does not cost ``max_steps`` gradients).
+    :returns: the state after ``num_steps`` (the proposal), and each chain's turning time: the
+        time of ``max_steps`` steps where it had not turned by then (a lower bound), NaN where
+        it diverged first.
     """
     batch = q.shape[:-1]
     q0 = q
@@ -185,6 +193,9 @@ def leapfrog_to_u_turn(
     turn_time = torch.full(batch, float("nan"), dtype=q.dtype, device=q.device)
     stopped = torch.zeros(batch, dtype=torch.bool, device=q.device)
     proposal = IntegratorState(q, p, potential_energy, grad)
+    watch = kinetic_energy_fn is not None and math.isfinite(max_energy_error)
+    if watch:
+        initial_energy = potential_energy + kinetic_energy_fn(p)
     for k in range(1, max(max_steps, int(wanted.max())) + 1):
         moving = (k <= wanted) | ~stopped
         if not bool(moving.any()):
@@ -204,7 +215,15 @@ def leapfrog_to_u_turn(
         )
         turning = ~stopped & (((q - q0) * p).sum(-1) < 0)
         turn_time = torch.where(turning, k * step[..., 0], turn_time)
-        stopped = stopped | turning | ~torch.isfinite(potential_energy) | (k >= max_steps)
+        diverged = ~torch.isfinite(potential_energy)
+        if watch:
+            energy_error = potential_energy + kinetic_energy_fn(p) - initial_energy
+            diverged = diverged | ~(energy_error.abs() <= max_energy_error)
+        turn_time = torch.where(diverged & ~stopped, math.nan, turn_time)
+        stopped = stopped | turning | diverged
+        out_of_steps = ~stopped & (k >= max_steps)
+        turn_time = torch.where(out_of_steps, k * step[..., 0], turn_time)
+        stopped = stopped | out_of_steps
     return proposal, turn_time
 
 

@@ -195,8 +195,27 @@ def test_a_fault_or_no_turn_gives_no_time_and_leaves_the_others_alone():
     p = torch.tensor([[2.0], [0.0]], dtype=torch.float64)
     _, time = turn(q, p, potential=potential)
     assert torch.isnan(time[0]) and abs(time[1] - math.pi) < 0.02, time
-    _, time = turn(q, torch.zeros_like(q), max_steps=100)  # t = 1 < pi
-    assert torch.isnan(time).all()
+    # Out of steps before the turn: the time so far, a lower bound.
+    _, time = turn(q, torch.zeros_like(q), max_steps=100)
+    assert torch.allclose(time, torch.full((2,), 1.0, dtype=torch.float64))
+
+
+def test_a_diverging_trajectory_stops_looking_for_its_turn():
+    def runaway(x):  # unbounded below: the trajectory falls away faster and faster
+        return -0.25 * (x**4).sum(-1)
+
+    calls = []
+
+    def value_and_grad_fn(x):
+        calls.append(1)
+        return value_and_grad(runaway, x)
+
+    q, p = torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
+    u, grad = value_and_grad_fn(q)
+    step = torch.full((1, 1), 0.1, dtype=torch.float64)
+    _, time = leapfrog_to_u_turn(q, p, value_and_grad_fn, lambda m: m, step, 1, grad, u, 1000,
+                                 lambda m: 0.5 * (m**2).sum(-1), 1000.0)
+    assert torch.isnan(time).all() and len(calls) < 100, len(calls)
 
 
 def test_the_learned_length_is_per_chain_or_shared_and_fixed_after_warmup():

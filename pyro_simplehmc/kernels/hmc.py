@@ -25,6 +25,7 @@ from .. import _validation as check
 from .. import chees
 from ..integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
 from .base import ChainState, MHKernel, StepInfo
+from .mh import MAX_ENERGY_ERROR
 
 
 def hamiltonian(potential_energy: Tensor, momentum: Tensor, metric) -> Tensor:
@@ -134,9 +135,14 @@ class SimpleHMC(MHKernel):
     U_TURN_FRACTION = 0.45
     #: The turning-time quantile that stands for the widest direction's half period.
     U_TURN_QUANTILE = 0.9
-    #: No warmup trajectory goes on looking for its turn past this many steps (as NUTS's
-    #: largest tree, 2**10 - 1).
+    #: No trajectory, learned or looking for its turn, is longer than this many steps (as
+    #: NUTS's largest tree, 2**10 - 1).
     MAX_TURN_STEPS = 1023
+    #: A warmup trajectory looks for its turn for at most this many times the mean number of
+    #: steps; one that has not turned by then records that time, a lower bound, so a length
+    #: far too short grows about sevenfold per iteration instead of paying for the longest
+    #: search at once (in steady state the turn comes after about twice the mean).
+    TURN_SEARCH_FACTOR = 16
 
     def __init__(
         self,
@@ -244,6 +250,8 @@ class SimpleHMC(MHKernel):
             if length is None or not bool(torch.isfinite(length).all()):
                 return self.DEFAULT_NUM_STEPS
         num_steps = torch.ceil(length / step_size.reshape(-1) - 1e-9).clamp(min=1).long()
+        if self.fixed is None:
+            num_steps = num_steps.clamp(max=self.MAX_TURN_STEPS)
         return int(num_steps) if num_steps.numel() == 1 else num_steps.flatten()
 
     @property
@@ -326,6 +334,9 @@ class SimpleHMC(MHKernel):
         p = metric.momentum_from_normal(torch.randn_like(state.position))
         if learn:
             # Go on past the proposal to where the trajectory turns; the proposal is unchanged.
+            mean_steps = self._num_steps_at(step_size)
+            mean_steps = mean_steps if isinstance(mean_steps, int) else int(mean_steps.max())
+            search = min(self.MAX_TURN_STEPS, self.TURN_SEARCH_FACTOR * mean_steps)
             end, turn_time = leapfrog_to_u_turn(
                 state.position,
                 p,
@@ -335,7 +346,9 @@ class SimpleHMC(MHKernel):
                 num_steps,
                 state.grad,
                 state.potential_energy,
-                self.MAX_TURN_STEPS,
+                search,
+                metric.kinetic_energy,
+                MAX_ENERGY_ERROR,
             )
             self._turn_times.append(turn_time)
         else:
