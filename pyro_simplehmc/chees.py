@@ -22,8 +22,9 @@ The chains' gradients are averaged with their acceptance probabilities as weight
 proposal moves nothing), divergent chains left out, and :math:`\log T` takes a normalised,
 clipped gradient step; the final :math:`T` is an average of the iterates. Each iteration's length is
 jittered, :math:`u T` with :math:`u` from a Halton sequence shared by the chains, so that no
-length resonates. These are pure functions on tensors; :class:`~pyro_simplehmc.SimpleHMC` calls
-them during warmup.
+length resonates. When a mass-matrix window closes the search starts again from one step
+(:func:`restart`), as the step size's does. These are pure functions on tensors;
+:class:`~pyro_simplehmc.SimpleHMC` calls them during warmup.
 """
 
 from __future__ import annotations
