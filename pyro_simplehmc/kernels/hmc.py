@@ -62,7 +62,9 @@ class SimpleHMC(MHKernel):
       and rejections aside), near the best ESS per gradient over both; a shorter mean moves the
       coordinate too little, a longer one costs more for the same ESS. Before the first
       measurement, and without warmup, the mean is :data:`DEFAULT_NUM_STEPS` steps.
-      :attr:`learned_trajectory_length` gives :math:`T`. Extending the trajectories costs
+      :attr:`learned_trajectory_length` gives :math:`T`: one per chain with
+      ``chain_adaptation="per_chain"`` (a batch then costs its longest chain's steps), one for
+      all with ``"pooled"``. Extending the trajectories costs
       gradients during warmup only (about twice a proposal's), and the proposal itself is
       the one a plain trajectory of the drawn length would make.
 
