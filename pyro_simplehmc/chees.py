@@ -22,8 +22,8 @@ The chains' gradients are averaged with their acceptance probabilities as weight
 proposal moves nothing), divergent chains left out, and :math:`\log T` takes a normalised,
 clipped gradient step; the final :math:`T` is an average of the iterates. Each iteration's length is
 jittered, :math:`u T` with :math:`u` from a Halton sequence shared by the chains, so that no
-length resonates. When a mass-matrix window closes the search starts again from one step
-(:func:`restart`), as the step size's does. These are pure functions on tensors;
+length resonates. When the first mass-matrix window closes the search starts again from one
+step (:func:`restart`), as the step size's does. These are pure functions on tensors;
 :class:`~pyro_simplehmc.SimpleHMC` calls them during warmup.
 """
 
@@ -70,6 +70,7 @@ class ChEESState:
     :ivar squared_gradient: the running mean of squared gradients.
     :ivar iteration: the number of updates so far.
     :ivar history: :math:`T` after each update, for figures.
+    :ivar restarts: how many times the search started again (:func:`restart`).
     """
 
     log_length: float
@@ -77,6 +78,7 @@ class ChEESState:
     squared_gradient: float = 0.0
     iteration: int = 0
     history: list[float] = field(default_factory=list)
+    restarts: int = 0
 
 
 def init(step_size: float) -> ChEESState:
@@ -85,8 +87,9 @@ def init(step_size: float) -> ChEESState:
 
 
 def restart(state: ChEESState, step_size: float) -> None:
-    """Start the search again from one step, keeping the history: for when the mass matrix
-    changes, as the step size's dual averaging starts again then.
+    """Start the search again from one step, keeping the history: for when the mass matrix first
+    replaces the initial one (SimpleHMC restarts once), as the step size's dual averaging starts
+    again then.
 
     In the units of the new metric the old :math:`T` means something else, and the criterion is
     nearly flat at lengths of a period or more, where the jittered lengths average it out: an
@@ -97,6 +100,7 @@ def restart(state: ChEESState, step_size: float) -> None:
     state.log_length = state.log_length_average = math.log(step_size)
     state.squared_gradient = 0.0
     state.iteration = 0
+    state.restarts += 1
 
 
 def chees_gradient(
