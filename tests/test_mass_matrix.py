@@ -63,7 +63,12 @@ DIAGONAL_RUNS = {
 # The settings these tests were designed and measured with: a fixed number of steps, the step
 # size jittered, a 0.65 target (SimpleHMC's default random lengths and 0.8 target came later;
 # they are tested on their own in test_trajectory_length.py).
-HMC_ARGS = {"step_size_jitter": 0.2, "num_steps_jitter": 0.0, "target_accept_prob": 0.65}
+HMC_ARGS = {
+    "num_steps": 10,
+    "step_size_jitter": 0.2,
+    "num_steps_jitter": 0.0,
+    "target_accept_prob": 0.65,
+}
 KERNEL_ARGS = {SimpleHMC: HMC_ARGS, MALA: {}, RandomWalkMH: {}}
 
 
