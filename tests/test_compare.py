@@ -286,3 +286,15 @@ def test_full_mass_reaches_every_kernel_that_takes_one():
     assert specs["RandomWalkKernel"].full_mass is None  # Pyro's random walk takes none
     kernel = specs["SimpleHMC"].build(None, lambda p: p["x"].sum())
     assert kernel.full_mass is True
+
+
+def test_chapter_settings_are_the_chapters_fixed_algorithms():
+    """``simplehmc chapter`` measures the chapter's own HMC: 20 steps of 0.2, no jitter, no
+    adaptation (a broken import here once stopped the command halfway)."""
+    from pyro_simplehmc.compare.chapter import chapter_settings_specs
+
+    hmc, rw = chapter_settings_specs()
+    kernel = hmc.build(None, lambda params: (params["x"] ** 2).sum())
+    assert (kernel.num_steps, kernel.num_steps_jitter, kernel.step_size) == (20, 0.0, 0.2)
+    assert not kernel.adapt_step_size and not kernel.adapt_mass_matrix
+    assert rw.build(None, lambda params: (params["x"] ** 2).sum()).step_size == 0.3

@@ -130,13 +130,15 @@ def chapter_settings_specs() -> list:
     evaluation).
     """
     from ..kernels import RandomWalkMH, SimpleHMC
-    from .runner import as_kernel_spec
+    from .specs import as_kernel_spec
 
     fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
     return [
         as_kernel_spec(
             "chapter HMC (0.2 x 20)",
-            lambda u: SimpleHMC(potential_fn=u, step_size=0.2, num_steps=20, **fixed),
+            lambda u: SimpleHMC(
+                potential_fn=u, step_size=0.2, num_steps=20, num_steps_jitter=0.0, **fixed
+            ),
         ),
         as_kernel_spec(
             "chapter RW (sd 0.3)",
