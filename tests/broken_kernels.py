@@ -42,11 +42,13 @@ class HMCWithoutFinalHalfStep(SimpleHMC):
     """SimpleHMC whose leapfrog omits the final half step in momentum."""
 
     def __init__(self, *args, **kwargs):
-        kwargs.setdefault("num_steps_jitter", 0.0)  # the fixed length the tests were sized for
+        # The fixed length the tests were sized for (given, so no length is learned).
+        kwargs.setdefault("num_steps", 10)
+        kwargs.setdefault("num_steps_jitter", 0.0)
         super().__init__(*args, **kwargs)
 
     def _trajectory(
-        self, state: ChainState, step_size: float, num_steps: int
+        self, state: ChainState, step_size: float, num_steps: int, learn: bool = False
     ) -> tuple[ChainState, Tensor, IntegratorState]:
         metric = self.metric
         p0 = metric.momentum_from_normal(torch.randn_like(state.position))
