@@ -283,6 +283,10 @@ class BatchWarmupAdapter(WarmupAdapter):
             self._step_size_adapt_scheme = DualAveraging(gamma=dual_averaging_gamma)
         self.mass_matrix_adapter = BatchMassMatrix(self.num_matrices, self.pooled)
         self._find_reasonable_step_size: Callable | None = None
+        #: How many adaptation windows have ended, and at how many of those ends the mass matrix
+        #: was re-estimated: what a kernel that learns more than these compares across a step.
+        self.windows_ended = 0
+        self.mass_matrix_updates = 0
 
     def configure(self, warmup_steps, *args, options=None, **kwargs):
         options = options or {}
@@ -343,9 +347,11 @@ class BatchWarmupAdapter(WarmupAdapter):
             self._end_adaptation()
         elif mass_matrix_phase:
             self.mass_matrix_adapter.end_adaptation()
+            self.mass_matrix_updates += 1
             if self.adapt_step_size:
                 self.reset_step_size_adaptation(state)
         self._current_window += 1
+        self.windows_ended += 1
 
 
 def mass_matrix_blocks(

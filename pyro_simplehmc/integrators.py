@@ -162,8 +162,8 @@ def leapfrog_to_u_turn(
     grad: Tensor,
     potential_energy: Tensor,
     max_steps: int,
-    kinetic_energy_fn: Callable[[Tensor], Tensor] | None = None,
-    max_energy_error: float = math.inf,
+    kinetic_energy_fn: Callable[[Tensor], Tensor],
+    max_energy_error: float,
 ) -> tuple[IntegratorState, Tensor]:
     r"""``num_steps`` leapfrog steps as :func:`leapfrog_flat`, then on until the trajectory turns.
 
@@ -193,9 +193,7 @@ def leapfrog_to_u_turn(
     turn_time = torch.full(batch, float("nan"), dtype=q.dtype, device=q.device)
     stopped = torch.zeros(batch, dtype=torch.bool, device=q.device)
     proposal = IntegratorState(q, p, potential_energy, grad)
-    watch = kinetic_energy_fn is not None and math.isfinite(max_energy_error)
-    if watch:
-        initial_energy = potential_energy + kinetic_energy_fn(p)
+    initial_energy = potential_energy + kinetic_energy_fn(p)
     for k in range(1, max(max_steps, int(wanted.max())) + 1):
         moving = (k <= wanted) | ~stopped
         if not bool(moving.any()):
@@ -206,24 +204,25 @@ def leapfrog_to_u_turn(
         q = q + eps * velocity_fn(p)
         potential_energy, grad = value_and_grad_fn(q)
         p = p - (0.5 * eps) * grad
-        here = (k == wanted).unsqueeze(-1)
-        proposal = IntegratorState(
-            torch.where(here, q, proposal.position),
-            torch.where(here, p, proposal.momentum),
-            torch.where(here[..., 0], potential_energy, proposal.potential_energy),
-            torch.where(here, grad, proposal.grad),
-        )
-        turning = ~stopped & (((q - q0) * p).sum(-1) < 0)
-        turn_time = torch.where(turning, k * step[..., 0], turn_time)
-        diverged = ~torch.isfinite(potential_energy)
-        if watch:
-            energy_error = potential_energy + kinetic_energy_fn(p) - initial_energy
-            diverged = diverged | ~(energy_error.abs() <= max_energy_error)
-        turn_time = torch.where(diverged & ~stopped, math.nan, turn_time)
-        stopped = stopped | turning | diverged
-        out_of_steps = ~stopped & (k >= max_steps)
-        turn_time = torch.where(out_of_steps, k * step[..., 0], turn_time)
-        stopped = stopped | out_of_steps
+        if isinstance(num_steps, int):  # one length for the batch: no per-chain selection
+            if k == num_steps:
+                proposal = IntegratorState(q, p, potential_energy, grad)
+        else:
+            here = (k == wanted).unsqueeze(-1)
+            proposal = IntegratorState(
+                torch.where(here, q, proposal.position),
+                torch.where(here, p, proposal.momentum),
+                torch.where(here[..., 0], potential_energy, proposal.potential_energy),
+                torch.where(here, grad, proposal.grad),
+            )
+        # A NaN energy error compares false, so it counts as diverged.
+        energy_error = potential_energy + kinetic_energy_fn(p) - initial_energy
+        diverged = ~(energy_error.abs() <= max_energy_error)
+        turning = ((q - q0) * p).sum(-1) < 0
+        # Where a chain stops now: the time if it turned or ran out of steps, NaN if it diverged.
+        stops = ~stopped & (diverged | turning | (k >= max_steps))
+        turn_time = torch.where(stops, torch.where(diverged, math.nan, k * step[..., 0]), turn_time)
+        stopped = stopped | stops
     return proposal, turn_time
 
 

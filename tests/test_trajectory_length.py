@@ -162,7 +162,8 @@ def turn(q, p, step_size=0.01, num_steps=3, max_steps=2000, potential=harmonic):
     u, grad = value_and_grad_fn(q)
     step = torch.full((*q.shape[:-1], 1), step_size, dtype=q.dtype)
     return leapfrog_to_u_turn(
-        q, p, value_and_grad_fn, lambda m: m, step, num_steps, grad, u, max_steps
+        q, p, value_and_grad_fn, lambda m: m, step, num_steps, grad, u, max_steps,
+        lambda m: 0.5 * (m**2).sum(-1), 1000.0,
     )
 
 

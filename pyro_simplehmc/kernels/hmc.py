@@ -375,16 +375,10 @@ class SimpleHMC(MHKernel):
     ) -> None:
         chees_step, self._chees_step = self._chees_step, None
         adapter = self._adapter
-        window = adapter._current_window
+        windows, updates = adapter.windows_ended, adapter.mass_matrix_updates
         super()._adapt(t, state, proposal, info, new)
-        window_ended = window != adapter._current_window
-        metric_changed = (
-            window_ended
-            and adapter.adapt_mass_matrix
-            and 0 < window < len(adapter._adaptation_schedule) - 1
-        )
         if self._turn_times:
-            self._learn_length(window_ended)
+            self._learn_length(window_ended=adapter.windows_ended > windows)
         if chees_step is not None:
             jitter, length, velocity = chees_step
             gradient = chees.chees_gradient(
@@ -400,7 +394,7 @@ class SimpleHMC(MHKernel):
             # Once, when the mass matrix first replaces the initial one: later windows refine
             # it, and a restart then would leave too few iterations to grow T again (measured on
             # the 2-D correlated Gaussian with restarts at every window: T 1.45 against 3.2).
-            if metric_changed and self.chees.restarts == 0:
+            if adapter.mass_matrix_updates > updates and self.chees.restarts == 0:
                 chees.restart(self.chees, float(self._adapter.step_size))
 
     def _learn_length(self, window_ended: bool) -> None:
