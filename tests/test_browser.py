@@ -20,6 +20,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -106,6 +107,9 @@ class Browser:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
+            # Its own process group, so that close() can stop the renderer and helper
+            # processes too: they go on writing to the profile after the browser exits.
+            start_new_session=True,
         )
         url = None
         deadline = time.monotonic() + 60
@@ -167,11 +171,17 @@ class Browser:
     def close(self) -> None:
         for socket in (self.page, self.browser):
             socket.close()
-        self.process.terminate()
         try:
+            os.killpg(self.process.pid, signal.SIGTERM)
             self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            pass
+        # Whatever of the group outlived the browser goes now.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.process.wait(timeout=10)
 
 
 def problems(report: dict, events: list[dict], base: str) -> list[str]:
@@ -211,7 +221,7 @@ def test_every_page_renders_offline_in_a_browser(site):
     folder, base = site
     paths = pages(folder)
     assert "api/" in paths and "/" in paths and len(paths) > 10, paths
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Browser(profile)
         try:
             failures, total_maths = {}, 0
@@ -239,7 +249,7 @@ def test_the_probe_catches_unrendered_maths_and_broken_images(site, tmp_path):
         '<img src="missing.png"><p>.. warning:: raw</p>'
         '<script>console.error("boom")</script></article></body></html>'
     )
-    with tempfile.TemporaryDirectory() as profile:
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         browser = Browser(profile)
         try:
             report = browser.load(f"{base}/broken-probe/")
