@@ -16,7 +16,7 @@ import pyro
 import pytest
 import torch
 
-from pyro_simplehmc import MCMC, SimpleHMC, chees
+from pyro_simplehmc import MCMC, SimpleHMC, chees, turning
 from pyro_simplehmc.integrators import leapfrog_flat, leapfrog_to_u_turn, value_and_grad
 from pyro_simplehmc.testing import mcse_z_test
 
@@ -221,6 +221,22 @@ def test_a_diverging_trajectory_stops_looking_for_its_turn():
     _, time = leapfrog_to_u_turn(q, p, value_and_grad_fn, lambda m: m, step, 1, grad, u, 1000,
                                  lambda m: 0.5 * (m**2).sum(-1), 1000.0)
     assert torch.isnan(time).all() and len(calls) < 100, len(calls)
+
+
+def test_the_learned_length_from_turning_times():
+    # Column 0: times 1..10, so the 90% quantile is 9.1 and T = 0.45 * 9.1. Column 1: no
+    # trajectory turned, so it keeps its previous length. Column 2: far too long, clamped.
+    times = torch.stack([torch.arange(1.0, 11.0), torch.full((10,), math.nan),
+                         torch.full((10,), 1e6)], dim=1)
+    step_size = torch.tensor([0.5, 0.5, 0.1])
+    length = turning.learned_length(times, step_size, torch.tensor([7.0, 3.0, 7.0]))
+    assert torch.allclose(length, torch.tensor([0.45 * 9.1, 3.0, 102.3])), length
+    # ... and never shorter than one step.
+    tiny = turning.learned_length(torch.full((5, 1), 1e-6), torch.tensor([0.2]), torch.ones(1))
+    assert tiny.item() == pytest.approx(0.2)
+    # The search for the turn: 16 times the longest chain's mean, at most 1023 steps.
+    assert turning.search_steps(10) == 160
+    assert turning.search_steps(torch.tensor([3, 100])) == 1023
 
 
 def test_the_learned_length_is_per_chain_or_shared_and_fixed_after_warmup():

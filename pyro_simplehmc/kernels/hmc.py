@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .. import _validation as check
-from .. import chees
+from .. import chees, turning
 from ..integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
 from .base import ChainState, MHKernel, StepInfo
 from .mh import MAX_ENERGY_ERROR
@@ -51,22 +51,16 @@ class SimpleHMC(MHKernel):
       back, :math:`(q_t - q_0)\cdot p_t < 0` (NUTS's criterion, measured in the coordinates the
       mass matrix whitens), and the time :math:`t` it took is recorded. The mean trajectory
       length is then :math:`T = 0.45\,t_{0.9}`, with :math:`t_{0.9}` the 90% quantile of the
-      times recorded since the mass matrix last changed; it is fixed when warmup ends. This
-      learns the length from one chain, in the spirit of Wu, Stoehr & Robert (2018), who learn
-      it from the same turning times. Why these numbers: on a Gaussian whose widest direction
-      has standard deviation :math:`\sigma` in whitened units, a trajectory turns after half a
-      period, :math:`\pi\sigma`, in many dimensions (uniformly up to it in one), so
-      :math:`t_{0.9} \approx \pi\sigma` and :math:`T \approx 1.4\sigma`. With the lengths
-      jittered uniformly on :math:`T\,[0.5, 1.5]` (below), the lag-one autocorrelations of that
-      direction and of its square are then about 0.16 and 0.17 (exact for the flow, leapfrog
-      and rejections aside), near the best ESS per gradient over both; a shorter mean moves the
-      coordinate too little, a longer one costs more for the same ESS. Before the first
+      times recorded since the mass matrix last changed, and it is fixed when warmup ends: one
+      chain learns it alone, in the spirit of Wu, Stoehr & Robert (2018). For a Gaussian whose
+      widest whitened direction has standard deviation :math:`\sigma`, :math:`T \approx
+      1.4\sigma` (:mod:`pyro_simplehmc.turning` says why these numbers). Before the first
       measurement, and without warmup, the mean is :data:`DEFAULT_NUM_STEPS` steps.
       :attr:`learned_trajectory_length` gives :math:`T`: one per chain with
       ``chain_adaptation="per_chain"`` (a batch then costs its longest chain's steps), one for
-      all with ``"pooled"``. Extending the trajectories costs
-      gradients during warmup only (about twice a proposal's), and the proposal itself is
-      the one a plain trajectory of the drawn length would make.
+      all with ``"pooled"``. Extending the trajectories costs gradients during warmup only
+      (about twice a proposal's), and the proposal itself is the one a plain trajectory of the
+      drawn length would make.
 
     **Random lengths by default.** Each iteration draws its number of steps uniformly from the
     integers in :math:`L\,(1 - j, 1 + j]`, with :math:`j` = ``num_steps_jitter`` (default 0.5)
@@ -132,19 +126,6 @@ class SimpleHMC(MHKernel):
     dual_averaging_gamma = 0.5
     #: The mean number of steps before a trajectory length is learned, or without warmup.
     DEFAULT_NUM_STEPS = 10
-    #: The learned mean trajectory length, as a fraction of the 90% quantile of the turning
-    #: times: see the class docstring.
-    U_TURN_FRACTION = 0.45
-    #: The turning-time quantile that stands for the widest direction's half period.
-    U_TURN_QUANTILE = 0.9
-    #: No trajectory, learned or looking for its turn, is longer than this many steps (as
-    #: NUTS's largest tree, 2**10 - 1).
-    MAX_TURN_STEPS = 1023
-    #: A warmup trajectory looks for its turn for at most this many times the mean number of
-    #: steps; one that has not turned by then records that time, a lower bound, so a length
-    #: far too short grows about sevenfold per iteration instead of paying for the longest
-    #: search at once (in steady state the turn comes after about twice the mean).
-    TURN_SEARCH_FACTOR = 16
 
     def __init__(
         self,
@@ -253,7 +234,7 @@ class SimpleHMC(MHKernel):
                 return self.DEFAULT_NUM_STEPS
         num_steps = torch.ceil(length / step_size.reshape(-1) - 1e-9).clamp(min=1).long()
         if self.fixed is None:
-            num_steps = num_steps.clamp(max=self.MAX_TURN_STEPS)
+            num_steps = num_steps.clamp(max=turning.MAX_TURN_STEPS)
         return int(num_steps) if num_steps.numel() == 1 else num_steps.flatten()
 
     @property
@@ -336,9 +317,7 @@ class SimpleHMC(MHKernel):
         p = metric.momentum_from_normal(torch.randn_like(state.position))
         if learn:
             # Go on past the proposal to where the trajectory turns; the proposal is unchanged.
-            mean_steps = self._num_steps_at(step_size)
-            mean_steps = mean_steps if isinstance(mean_steps, int) else int(mean_steps.max())
-            search = min(self.MAX_TURN_STEPS, self.TURN_SEARCH_FACTOR * mean_steps)
+            search = turning.search_steps(self._num_steps_at(step_size))
             end, turn_time = leapfrog_to_u_turn(
                 state.position,
                 p,
@@ -402,14 +381,8 @@ class SimpleHMC(MHKernel):
         times = torch.stack(self._turn_times)  # (iterations, C)
         if self._adapter.pooled:
             times = times.reshape(-1, 1)
-        quantile = torch.nanquantile(times, self.U_TURN_QUANTILE, dim=0)
-        step_size = self._adapter.step_size
-        length = (self.U_TURN_FRACTION * quantile).clamp(
-            min=step_size, max=self.MAX_TURN_STEPS * step_size
-        )
-        # A chain none of whose trajectories turned keeps what it had.
-        self.learned_trajectory_length = torch.where(
-            torch.isfinite(quantile), length, self.learned_trajectory_length
+        self.learned_trajectory_length = turning.learned_length(
+            times, self._adapter.step_size, self.learned_trajectory_length
         )
         if window_ended:  # the mass matrix may change: start measuring again
             self._turn_times = []
