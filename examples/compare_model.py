@@ -58,7 +58,7 @@ def main() -> None:
     from pyro_simplehmc.compare.figures import plot_ess_per_eval, plot_z
     from pyro_simplehmc.compare.report import format_table
 
-    num_samples, warmup = (150, 100) if args.quick else (1000, 500)
+    num_samples, warmup = (60, 60) if args.quick else (1000, 500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table lists the warnings
         comparison = compare_model(

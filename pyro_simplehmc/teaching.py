@@ -520,8 +520,10 @@ def quick_runs(
 
     While the block runs, ``pyro.infer.MCMC`` (as imported from :mod:`pyro.infer` or
     :mod:`pyro.infer.mcmc`) is a subclass that caps ``num_samples`` and ``warmup_steps``; code
-    that imports ``MCMC`` inside the block gets it. The documentation's tests run every page's
-    code, and every generated notebook, this way; results are then noisy, not wrong.
+    that imports ``MCMC`` inside the block gets it, and so do the comparisons of
+    :mod:`pyro_simplehmc.compare` (one chain per run: their number of chains stays). The
+    documentation's tests run every page's code, and every generated notebook, this way;
+    results are then noisy, not wrong.
 
     :param int num_samples: the most draws a run keeps.
     :param int warmup_steps: the most warmup iterations a run takes.

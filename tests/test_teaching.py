@@ -309,6 +309,8 @@ def test_mass_levels_match_the_gaussian_highest_density_regions():
 def test_quick_runs_shortens_mcmc_and_restores_it():
     import pyro.infer
 
+    from pyro_simplehmc.compare import compare
+    from pyro_simplehmc.targets import correlated_gaussian
     from pyro_simplehmc.teaching import quick_runs
 
     original = pyro.infer.MCMC
@@ -325,4 +327,11 @@ def test_quick_runs_shortens_mcmc_and_restores_it():
             disable_progbar=True,
         )
         assert (mcmc.num_samples, mcmc.warmup_steps, mcmc.num_chains) == (7, 3, 1)
+        # The comparison runner's runs too (the docs' pages call compare_model), imported
+        # before the block as a reader's session would have it.
+        comparison = compare(correlated_gaussian(), kernels=["MALA"], num_samples=1000,
+                             warmup_steps=1000, reference=None, progress=False)
+        assert comparison.draws["MALA"].shape[:2] == (2, 7)
+        result = comparison.results[0]
+        assert result.error is None and 0 < result.acceptance_rate <= 1  # diagnostics read
     assert pyro.infer.MCMC is original

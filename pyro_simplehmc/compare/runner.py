@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 import pyro
-from pyro.infer import MCMC
+import pyro.infer
 from pyro.infer.autoguide import init_to_uniform
 
 from .. import _validation as check
@@ -92,14 +92,15 @@ def run_chain(
             # Updated at every warmup iteration: after the last one it holds the warmup cost.
             at_warmup_end.update(potentials=counter.potentials, gradients=counter.gradients)
             clock["warmup_end"] = time.perf_counter()
-        elif i == num_samples - 1:
+        elif i == mcmc.num_samples - 1:
             # The kernel's own diagnostics of this chain, read where Pyro's MCMC reads them
             # (after the last draw, before cleanup), through the public kernel API.
             diagnostics.update(kernel.diagnostics())
         if on_step is not None:
             on_step()
 
-    mcmc = MCMC(
+    # Looked up at run time, so that teaching.quick_runs shortens comparisons too.
+    mcmc = pyro.infer.MCMC(
         kernel,
         num_samples=num_samples,
         warmup_steps=warmup_steps,
