@@ -51,7 +51,11 @@ from pyro.infer import HMC, MCMC, NUTS, RandomWalkKernel
 from pyro.infer.mcmc.util import initialize_model
 
 from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
-from pyro_simplehmc.targets import correlated_gaussian, diagonal_gaussian, logistic_regression
+from pyro_simplehmc.checks.targets import (
+    correlated_gaussian,
+    diagonal_gaussian,
+    logistic_regression,
+)
 
 DTYPE = torch.float64
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "performance.md"

@@ -29,7 +29,7 @@ What it measures. Every contender samples the same targets from the same startin
   port (through ``initialize_model``), the hand-written JAX log density and NumPyro's potential
   energy at random points: the run stops unless all agree up to a constant. Each contender's
   draws are then scored against posteriordb's reference means and sds
-  (:func:`pyro_simplehmc.posteriordb.compare_with_reference`), so that an efficient but wrong
+  (:func:`pyro_simplehmc.checks.posteriordb.compare_with_reference`), so that an efficient but wrong
   sampler shows. Its goal ratio uses the smallest ESS over the coordinates *and* their squares;
   its bare loop takes ``T = pi * 3.3``, the reference sd of ``mu``, the largest of ``x``'s.
 
@@ -116,7 +116,7 @@ import numpy as np
 import pyro
 import torch
 
-from pyro_simplehmc.targets import correlated_gaussian, diagonal_gaussian
+from pyro_simplehmc.checks.targets import correlated_gaussian, diagonal_gaussian
 
 DTYPE = torch.float64
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "vectorized"
@@ -314,14 +314,14 @@ class EightSchoolsSpec(Spec):
     ``biject_to(constraints.positive)`` (an ``ExpTransform``) gives it. The torch potential and
     the JAX log density are written out by hand (constants included), the NumPyro model as a
     NumPyro user writes it; :meth:`other_potentials` adds the project's Pyro port
-    (:func:`pyro_simplehmc.posteriordb.eight_schools_noncentered`, through
+    (:func:`pyro_simplehmc.checks.posteriordb.eight_schools_noncentered`, through
     :func:`pyro.infer.mcmc.util.initialize_model`), so that all four are checked to agree.
     """
 
     posterior: str = "eight_schools-eight_schools_noncentered"
 
     def __post_init__(self):
-        from pyro_simplehmc.posteriordb import load_posterior
+        from pyro_simplehmc.checks.posteriordb import load_posterior
 
         self.port, self.data, self.reference = load_posterior(self.posterior)
         self.y = np.asarray(self.data["y"], dtype=np.float64)
@@ -411,9 +411,9 @@ class EightSchoolsSpec(Spec):
         return {"Pyro port (initialize_model)": pyro_u}
 
     def reference_check(self, draws: np.ndarray):
-        """The port's :func:`~pyro_simplehmc.posteriordb.compare_with_reference`: means and sds
-        of theta, mu and tau against posteriordb's reference (z-scores from both MCSEs)."""
-        from pyro_simplehmc.posteriordb import compare_with_reference, flatten_draws
+        """The port's :func:`~pyro_simplehmc.checks.posteriordb.compare_with_reference`: means
+        and sds of theta, mu and tau against posteriordb's reference (z-scores from both MCSEs)."""
+        from pyro_simplehmc.checks.posteriordb import compare_with_reference, flatten_draws
 
         x = torch.tensor(draws, dtype=DTYPE)  # a copy: JAX hands out read-only arrays
         sites = {"mu": x[..., 0], "tau": x[..., 1].exp(), "theta_trans": x[..., 2:]}

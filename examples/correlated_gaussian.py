@@ -25,12 +25,12 @@ import torch
 from pyro.infer import MCMC
 
 from pyro_simplehmc import RandomWalkMH, SimpleHMC
-from pyro_simplehmc.targets import correlated_gaussian
+from pyro_simplehmc.checks.targets import correlated_gaussian
 from pyro_simplehmc.teaching import density_grid, mass_levels, record_model_trajectory
 
 RHO = 0.95
-#: The chapter's target from :mod:`pyro_simplehmc.targets`: a Pyro model with one site ``"x"``,
-#: and the same density as a potential on ``{"x": tensor}``.
+#: The chapter's target from :mod:`pyro_simplehmc.checks.targets`: a Pyro model with one site
+#: ``"x"``, and the same density as a potential on ``{"x": tensor}``.
 TARGET = correlated_gaussian(RHO)
 
 

@@ -32,7 +32,7 @@ import torch
 from pyro.infer import MCMC
 
 from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
-from pyro_simplehmc.targets import diagonal_gaussian
+from pyro_simplehmc.checks.targets import diagonal_gaussian
 
 
 def run(kernel, dim: int, num_samples: int, warmup: int) -> tuple[np.ndarray, dict]:
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> dict:
     adapted: dict[str, list[float]] = {"RandomWalkMH": [], "MALA": [], "SimpleHMC": []}
     fixed = {"adapt_step_size": False, "adapt_mass_matrix": False}
     for dim in dims:
-        # The chapter's target from pyro_simplehmc.targets, as a potential on {"x": tensor}.
+        # The chapter's target from pyro_simplehmc.checks.targets, as a potential on {"x": tensor}.
         potential = diagonal_gaussian(dim).potential_fn
         # 1. The chapter's fixed settings; the ESS of the narrowest coordinate q1.
         kernels = {

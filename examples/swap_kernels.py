@@ -37,11 +37,11 @@ from pyro.infer import MCMC, NUTS
 from pyro.infer.mcmc.util import initialize_model
 
 from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
-from pyro_simplehmc._arviz_compat import (  # the same results on arviz 0.x and 1.x
+from pyro_simplehmc.compare.runner import CountingPotential
+from pyro_simplehmc.mcmc.arviz_compat import (  # the same results on arviz 0.x and 1.x
     plot_forest,
     posterior_from_dict,
 )
-from pyro_simplehmc.compare.runner import CountingPotential
 
 Y = torch.tensor([28.0, 8.0, -3.0, 7.0, -1.0, 1.0, 18.0, 12.0])
 SIGMA = torch.tensor([15.0, 10.0, 16.0, 11.0, 9.0, 11.0, 10.0, 18.0])

@@ -32,7 +32,7 @@ import torch
 from pyro.infer import MCMC
 
 from pyro_simplehmc import SimpleHMC
-from pyro_simplehmc.targets import correlated_gaussian, diagonal_gaussian
+from pyro_simplehmc.checks.targets import correlated_gaussian, diagonal_gaussian
 
 
 def run(kernel, target, num_samples: int, warmup: int) -> dict[str, float]:

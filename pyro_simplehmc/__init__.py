@@ -1,10 +1,16 @@
-"""pyro-simplehmc: random-walk Metropolis, MALA and fixed-length HMC as Pyro MCMC kernels."""
+"""pyro-simplehmc: random-walk Metropolis, MALA and Hamiltonian Monte Carlo as Pyro MCMC kernels.
 
-from .arviz_io import from_pyro
-from .integrators import euler_flat, leapfrog, leapfrog_flat, value_and_grad
-from .kernels import MALA, ChainState, MHKernel, RandomWalkMH, SimpleHMC, StepInfo
-from .mcmc import MCMC
-from .metrics import Metric
+Everything a user needs is importable from here; the layers below are described in
+``docs/architecture.md``.
+"""
+
+from . import _deprecated
+from .core.integrators import euler_flat, leapfrog_flat
+from .core.metrics import Metric
+from .core.mh import ChainState, StepInfo
+from .kernels import MALA, MHKernel, RandomWalkMH, SimpleHMC
+from .kernels.evaluation import leapfrog, value_and_grad
+from .mcmc import MCMC, from_pyro
 
 __version__ = "0.1.0"
 
@@ -23,3 +29,14 @@ __all__ = [
     "leapfrog_flat",
     "value_and_grad",
 ]
+
+_deprecated.install()
+
+
+def __getattr__(name: str):
+    # ``pyro_simplehmc.testing`` and the other old paths, used as attributes without an import.
+    if f"{__name__}.{name}" in _deprecated.MOVED:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,8 +2,8 @@ r"""Helpers for learning HMC: record what an integrator does, step by step.
 
 The kernels only need the end of a trajectory. To *see* Hamiltonian dynamics we want every
 intermediate point, with its momentum and energy. The functions here step the package's own
-integrators (:func:`~pyro_simplehmc.integrators.leapfrog_flat`,
-:func:`~pyro_simplehmc.integrators.euler_flat`) one step at a time and keep each state, so a
+integrators (:func:`~pyro_simplehmc.core.integrators.leapfrog_flat`,
+:func:`~pyro_simplehmc.core.integrators.euler_flat`) one step at a time and keep each state, so a
 recorded leapfrog path ends exactly where a kernel's proposal would (same arithmetic, same order).
 
 - :func:`record_trajectory` follows a potential energy :math:`U` (a function of a tensor or of a
@@ -30,10 +30,11 @@ from pyro.infer.autoguide.initialization import init_to_median, init_to_value
 from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
-from . import _validation as check
-from .integrators import IntegratorState, euler_flat, leapfrog_flat, value_and_grad
-from .metrics import Metric
-from .ravel import DictRavel
+from .core import validation as check
+from .core.integrators import IntegratorState, euler_flat, leapfrog_flat
+from .core.metrics import Metric
+from .core.ravel import DictRavel
+from .kernels.evaluation import value_and_grad
 
 __all__ = [
     "INTEGRATORS",

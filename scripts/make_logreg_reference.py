@@ -21,7 +21,7 @@ import pyro
 import torch
 from pyro.infer import MCMC, NUTS
 
-from pyro_simplehmc.targets import (
+from pyro_simplehmc.checks.targets import (
     LOGREG_REFERENCE,
     logistic_regression_model,
     simulate_logistic_data,

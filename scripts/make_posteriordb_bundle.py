@@ -3,7 +3,8 @@
 The package must run ``simplehmc compare --posterior NAME`` without the repository's
 ``../shared/posteriordb`` folder, so the data and the reference summaries (means, standard
 deviations, posteriordb's bulk ESS and MCSE of each mean) of the posteriors that
-:mod:`pyro_simplehmc.posteriordb` ports are copied into ``pyro_simplehmc/data/posteriordb.json``.
+:mod:`pyro_simplehmc.checks.posteriordb` ports are copied into
+``pyro_simplehmc/data/posteriordb.json``.
 
 Usage: ``python scripts/make_posteriordb_bundle.py [path/to/shared/posteriordb]``.
 """
@@ -14,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from pyro_simplehmc.posteriordb import BUNDLE, POSTERIORS
+from pyro_simplehmc.checks.posteriordb import BUNDLE, POSTERIORS
 
 KEEP = ("mean", "sd", "n_draws", "posteriordb_ess_bulk", "posteriordb_mcse_mean")
 LICENCE = (

@@ -1,4 +1,4 @@
-r"""Deliberately broken kernels: each check in :mod:`pyro_simplehmc.testing` must catch them.
+r"""Deliberately broken kernels: each check in :mod:`pyro_simplehmc.checks.testing` must catch them.
 
 Each is a correct kernel with one classic mistake, small enough that the draws still look
 plausible:
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from pyro_simplehmc import MALA, SimpleHMC
-from pyro_simplehmc.integrators import IntegratorState
+from pyro_simplehmc.core.integrators import IntegratorState
 from pyro_simplehmc.kernels.base import ChainState
 from pyro_simplehmc.kernels.hmc import hamiltonian
 

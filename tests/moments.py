@@ -1,7 +1,7 @@
 """Monte-Carlo z-scores of sample moments against known truth, for the tests.
 
 Thin wrappers: the moments, their MCSEs and the z-scores come from the package's one set of
-helpers (:mod:`pyro_simplehmc.compare.statistics`, through :func:`pyro_simplehmc.testing.
+helpers (:mod:`pyro_simplehmc.checks.statistics`, through :func:`pyro_simplehmc.checks.testing.
 mcse_z_test`), the same the comparison runner and the testing kit use.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from pyro_simplehmc.compare.statistics import max_abs, mcse_of_mean, z_scores
-from pyro_simplehmc.testing import mcse_z_test
+from pyro_simplehmc.checks.statistics import max_abs, mcse_of_mean, z_scores
+from pyro_simplehmc.checks.testing import mcse_z_test
 
 
 def mcse_z(draws: np.ndarray, truth: float) -> float:

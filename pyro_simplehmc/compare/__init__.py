@@ -12,16 +12,10 @@
 - :mod:`.leaderboard`: every kernel on every ported posteriordb posterior.
 """
 
+from ..checks.statistics import bonferroni_threshold
 from .results import Comparison, KernelResult
 from .runner import compare, compare_model, compare_posterior, run_cell
-from .specs import (
-    DEFAULT_KERNELS,
-    KERNELS,
-    CountingPotential,
-    KernelSpec,
-    as_kernel_spec,
-)
-from .statistics import bonferroni_threshold
+from .specs import DEFAULT_KERNELS, KERNELS, CountingPotential, KernelSpec, as_kernel_spec
 
 __all__ = [
     "DEFAULT_KERNELS",

@@ -13,10 +13,10 @@ import numpy as np
 import torch
 from matplotlib.figure import Figure
 
-from ..targets import Target
+from ..checks.statistics import FAIL, MIN_RELIABLE_ESS, PASS
+from ..checks.targets import Target
 from .results import Comparison, KernelResult
 from .scaling import THEORY_SLOPES, fit_slope
-from .statistics import FAIL, MIN_RELIABLE_ESS, PASS
 
 
 def _subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):

@@ -46,14 +46,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .. import _validation as check
+from ..core import validation as check
 
 #: Version of the record and manifest layout; a folder of another version is another grid.
 GRID_FORMAT = 1
 #: Summary fields measured with a clock: they differ between two runs of the same cell.
 TIMING_FIELDS = frozenset({"ess_per_second", "warmup_seconds", "sampling_seconds"})
-#: What a cell runs on: a target of :mod:`pyro_simplehmc.targets`, or a ported posteriordb
-#: posterior (:data:`pyro_simplehmc.posteriordb.POSTERIORS`), validated against its reference.
+#: What a cell runs on: a target of :mod:`pyro_simplehmc.checks.targets`, or a ported
+#: posteriordb posterior (:data:`pyro_simplehmc.checks.posteriordb.POSTERIORS`), validated
+#: against its reference.
 KINDS = ("target", "posterior")
 #: The targets that take their size as ``dim``.
 SIZED_TARGETS = frozenset({"diagonal_gaussian", "ill_conditioned_gaussian", "funnel"})
@@ -68,8 +69,9 @@ INSTALL_HINT = 'Dask is needed for grids: pip install "pyro-simplehmc[grid]" (or
 class Cell:
     """One comparison of a grid: one kernel on one target of one size, with one seed.
 
-    :ivar target: a target name (see :data:`~pyro_simplehmc.targets.TARGETS`), or with
-        ``kind="posterior"`` a posteriordb name (:data:`~pyro_simplehmc.posteriordb.POSTERIORS`).
+    :ivar target: a target name (see :data:`~pyro_simplehmc.checks.targets.TARGETS`), or with
+        ``kind="posterior"`` a posteriordb name
+        (:data:`~pyro_simplehmc.checks.posteriordb.POSTERIORS`).
     :ivar kernel: a kernel name (see :data:`~pyro_simplehmc.compare.KERNELS`).
     :ivar dim: the target's size, for the targets that take one (else ``None``).
     :ivar seed: the seed of the cell's first chain; chain :math:`c` uses ``seed + c``.
@@ -126,7 +128,7 @@ class Cell:
 
     def make_problem(self):
         """Build what the cell runs on: a :class:`~pyro_simplehmc.compare.problems.Problem`."""
-        from ..targets import TARGETS, get_target
+        from ..checks.targets import TARGETS, get_target
         from .problems import from_posterior, from_target
 
         if self.kind == "posterior":
@@ -362,8 +364,8 @@ def run_grid_cell(cell: Cell | Mapping[str, Any], spec: Any = None) -> dict[str,
         "pid": os.getpid(),
     }
     try:
+        from ..checks.statistics import bonferroni_threshold
         from .runner import run_cell
-        from .statistics import bonferroni_threshold
 
         problem = cell.make_problem()
         with warnings.catch_warnings(record=True) as caught:

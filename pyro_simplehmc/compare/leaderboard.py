@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .. import _validation as check
+from ..core import validation as check
 from .report import finite
 from .results import Comparison
 from .runner import compare_posterior
@@ -46,7 +46,7 @@ def leaderboard(
     :param jobs: posteriors run at once, each in its own process (one torch thread each).
     :returns: one :class:`~pyro_simplehmc.compare.results.Comparison` per posterior.
     """
-    from ..posteriordb import POSTERIORS
+    from ..checks.posteriordb import POSTERIORS
 
     names = list(POSTERIORS) if posteriors is None else list(posteriors)
     for name in names:

@@ -20,8 +20,8 @@ from pyro.infer.autoguide import init_to_uniform, init_to_value
 from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
-from .. import _validation as check
-from ..targets import Target
+from ..checks.targets import Target
+from ..core import validation as check
 
 
 @dataclass
@@ -49,7 +49,7 @@ class Problem:
         the runner then takes :math:`\\sigma^2 \\sqrt{(\\kappa - 1) / \\mathrm{ESS}}`, with the
         kurtosis :math:`\\kappa` from the kernel's draws.
     :ivar deterministic_sites: the model's deterministic sites, reported and not tested.
-    :ivar target: the :class:`~pyro_simplehmc.targets.Target` it came from, if any.
+    :ivar target: the :class:`~pyro_simplehmc.checks.targets.Target` it came from, if any.
     """
 
     name: str
@@ -95,9 +95,9 @@ def initial_point(target: Target, seed: int) -> dict[str, Tensor]:
 
 
 def from_target(target: Target) -> Problem:
-    """A problem from a :class:`~pyro_simplehmc.targets.Target`: its truth is known."""
+    """A problem from a :class:`~pyro_simplehmc.checks.targets.Target`: its truth is known."""
     if not isinstance(target, Target):
-        raise ValueError(f"target must be a pyro_simplehmc.targets.Target; got {target!r}")
+        raise ValueError(f"target must be a pyro_simplehmc.checks.targets.Target; got {target!r}")
     coords = [
         name
         for site in target.sites
@@ -219,9 +219,9 @@ def from_posterior(name: str) -> Problem:
     truth's standard errors are posteriordb's MCSE of each mean and, for the variances, the
     normal-theory error from posteriordb's bulk ESS with the kurtosis of the kernel's draws.
 
-    :param name: a key of :data:`pyro_simplehmc.posteriordb.POSTERIORS`.
+    :param name: a key of :data:`pyro_simplehmc.checks.posteriordb.POSTERIORS`.
     """
-    from ..posteriordb import flatten_draws, load_posterior
+    from ..checks.posteriordb import flatten_draws, load_posterior
 
     posterior, data, reference = load_posterior(name)
     init_strategy = (

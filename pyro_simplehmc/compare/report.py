@@ -8,8 +8,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS
 from .results import Comparison
-from .statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS
 
 #: (header, summary key, format) of the terminal table's columns; ``{ref}`` is the reference.
 COLUMNS: tuple[tuple[str, str, str], ...] = (

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .statistics import ERROR, FAIL, NOT_TESTED, TOO_FEW_DRAWS, max_abs
+from ..checks.statistics import ERROR, FAIL, NOT_TESTED, TOO_FEW_DRAWS, max_abs
 
 
 @dataclass

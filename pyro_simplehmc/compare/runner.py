@@ -4,7 +4,7 @@ Every kernel, ours and Pyro's, runs through :class:`pyro.infer.MCMC` on the same
 :class:`~pyro_simplehmc.compare.problems.Problem`, with the same number of draws, warmup, chains,
 starting points and seeds, on a counted potential (:mod:`.specs`).
 
-- :func:`compare`: on a :class:`~pyro_simplehmc.targets.Target` with known truth;
+- :func:`compare`: on a :class:`~pyro_simplehmc.checks.targets.Target` with known truth;
 - :func:`compare_model`: on your own Pyro model, against a longer run of a reference kernel
   (NUTS by default);
 - :func:`compare_posterior`: on a ported posteriordb posterior, against its reference draws;
@@ -34,12 +34,7 @@ import pyro
 import pyro.infer
 from pyro.infer.autoguide import init_to_uniform
 
-from .. import _validation as check
-from ..targets import Target
-from .problems import Problem, from_model, from_posterior, from_target
-from .results import Comparison, KernelResult
-from .specs import KERNELS, CountingPotential, KernelSpec, resolve_kernels
-from .statistics import (
+from ..checks.statistics import (
     NOT_TESTED,
     bonferroni_threshold,
     draws_needed,
@@ -51,6 +46,11 @@ from .statistics import (
     verdict,
     z_scores,
 )
+from ..checks.targets import Target
+from ..core import validation as check
+from .problems import Problem, from_model, from_posterior, from_target
+from .results import Comparison, KernelResult
+from .specs import KERNELS, CountingPotential, KernelSpec, resolve_kernels
 
 
 @dataclass
@@ -392,7 +392,7 @@ def compare(
 
     Chain :math:`c` of every kernel is seeded with ``seed + c`` and starts from the same point.
 
-    :param target: a :class:`~pyro_simplehmc.targets.Target` (or a
+    :param target: a :class:`~pyro_simplehmc.checks.targets.Target` (or a
         :class:`~pyro_simplehmc.compare.problems.Problem`).
     :param kernels: names from :data:`~pyro_simplehmc.compare.specs.KERNELS` or
         :class:`~pyro_simplehmc.compare.specs.KernelSpec` objects (default: all).
@@ -541,7 +541,7 @@ def compare_posterior(
 ) -> Comparison:
     """:func:`compare` on a ported posteriordb posterior, its reference draws as the truth.
 
-    :param name: a key of :data:`pyro_simplehmc.posteriordb.POSTERIORS`.
+    :param name: a key of :data:`pyro_simplehmc.checks.posteriordb.POSTERIORS`.
 
     The other parameters are those of :func:`compare`.
     """

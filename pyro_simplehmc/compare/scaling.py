@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 from pyro.infer import NUTS
 
-from .. import _validation as check
+from ..core import validation as check
 from ..kernels import MALA, RandomWalkMH, SimpleHMC
 from .results import KernelResult
 from .specs import KERNELS, KernelSpec, resolve_kernels

@@ -18,7 +18,7 @@ from pyro.infer import HMC, NUTS, RandomWalkKernel
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from torch import Tensor
 
-from .. import _validation as check
+from ..core import validation as check
 from ..kernels import MALA, RandomWalkMH, SimpleHMC
 
 
@@ -27,7 +27,7 @@ class CountingPotential:
 
     A call counts as a gradient evaluation when one of its inputs requires a gradient: Pyro's
     :func:`~pyro.ops.integrator.potential_grad` and this package's
-    :func:`~pyro_simplehmc.integrators.value_and_grad` both mark the position that way before
+    :func:`~pyro_simplehmc.kernels.evaluation.value_and_grad` both mark the position that way before
     differentiating.
 
     :param potential_fn: the potential to wrap.

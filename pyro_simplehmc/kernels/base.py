@@ -2,14 +2,14 @@ r"""The shell shared by every kernel: Pyro plumbing, batching, counters and adap
 
 A kernel in this package is a *proposal* (:meth:`MHKernel.propose`): given the chains' states it
 returns proposed states and the log of their Metropolis-Hastings ratios, and
-:func:`~pyro_simplehmc.kernels.mh.metropolis_hastings` accepts or rejects each chain's proposal.
+:func:`~pyro_simplehmc.core.mh.metropolis_hastings` accepts or rejects each chain's proposal.
 Everything else is here, once:
 
 - :meth:`MHKernel.setup` (one chain, as :class:`pyro.infer.MCMC` calls it) and
   :meth:`MHKernel.setup_chains` (a batch of chains, as :class:`pyro_simplehmc.MCMC` calls it with
   ``chain_method="vectorized"``) initialise the model with Pyro's
   :func:`~pyro.infer.mcmc.util.initialize_model`, build the flat layout, the batched potential
-  (:mod:`pyro_simplehmc.potentials`) and the adapter;
+  (:mod:`pyro_simplehmc.kernels.potentials`) and the adapter;
 - :meth:`MHKernel.sample` flattens the parameters once, asks the subclass for a proposal, applies
   the Metropolis-Hastings step, feeds the adapter during warmup and unflattens once;
 - :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`.
@@ -31,13 +31,13 @@ from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
-from .. import _validation as check
-from .. import potentials
-from ..adaptation import BatchMassMatrix, BatchWarmupAdapter, as_block_dict, mass_matrix_blocks
-from ..integrators import is_numerical_error, value_and_grad
-from ..metrics import Metric
-from ..ravel import DictRavel
-from .mh import MAX_ENERGY_ERROR, ChainState, StepInfo, metropolis_hastings
+from ..core import validation as check
+from ..core.metrics import Metric
+from ..core.mh import MAX_ENERGY_ERROR, ChainState, StepInfo, metropolis_hastings
+from ..core.ravel import DictRavel
+from . import potentials
+from .adaptation import BatchMassMatrix, BatchWarmupAdapter, as_block_dict, mass_matrix_blocks
+from .evaluation import is_numerical_error, value_and_grad
 
 __all__ = ["MAX_ENERGY_ERROR", "ChainState", "MHKernel", "StepInfo", "metropolis_hastings"]
 
@@ -115,7 +115,8 @@ class MHKernel(MCMCKernel):
     uses_gradient: bool = True
     #: The acceptance probability the adaptation aims for unless the user says otherwise.
     default_target_accept_prob: float = 0.8
-    #: Dual averaging's ``gamma`` (see :class:`~pyro_simplehmc.adaptation.BatchWarmupAdapter`).
+    #: Dual averaging's ``gamma``
+    #: (see :class:`~pyro_simplehmc.kernels.adaptation.BatchWarmupAdapter`).
     dual_averaging_gamma: float = 0.2
     #: The correction (a class attribute, so that a test can swap in a broken one).
     mh_step = staticmethod(metropolis_hastings)
@@ -255,7 +256,7 @@ class MHKernel(MCMCKernel):
 
     @property
     def metric(self) -> Metric | None:
-        """The inverse mass matrix as a :class:`~pyro_simplehmc.metrics.Metric` on flat vectors
+        """The inverse mass matrix as a :class:`~pyro_simplehmc.core.metrics.Metric` on flat vectors
         (``None`` before setup)."""
         return None if self._adapter is None else self.mass_matrix_adapter.metric
 
@@ -351,7 +352,7 @@ class MHKernel(MCMCKernel):
         run.setting_up = False
 
     def _choose_potential(self, chain_fn, ravel, trace, args, kwargs, q0):
-        """The batched potential of a batch of chains (see :mod:`pyro_simplehmc.potentials`)."""
+        """The batched potential of a batch of chains (:mod:`pyro_simplehmc.kernels.potentials`)."""
         if self.model is None and self.batched_potential:
             return "batched", potentials.batched_user_potential(self.potential_fn, ravel)
         candidates = []

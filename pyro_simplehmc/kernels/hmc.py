@@ -21,11 +21,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .. import _validation as check
-from .. import chees, turning
-from ..integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
+from ..core import chees, turning
+from ..core import validation as check
+from ..core.integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
+from ..core.mh import MAX_ENERGY_ERROR
 from .base import ChainState, MHKernel, StepInfo
-from .mh import MAX_ENERGY_ERROR
 
 
 def hamiltonian(potential_energy: Tensor, momentum: Tensor, metric) -> Tensor:
@@ -54,7 +54,7 @@ class SimpleHMC(MHKernel):
       times recorded since the mass matrix last changed, and it is fixed when warmup ends: one
       chain learns it alone, in the spirit of Wu, Stoehr & Robert (2018). For a Gaussian whose
       widest whitened direction has standard deviation :math:`\sigma`, :math:`T \approx
-      1.4\sigma` (:mod:`pyro_simplehmc.turning` says why these numbers). Before the first
+      1.4\sigma` (:mod:`pyro_simplehmc.core.turning` says why these numbers). Before the first
       measurement, and without warmup, the mean is :data:`DEFAULT_NUM_STEPS` steps.
       :attr:`learned_trajectory_length` gives :math:`T`: one per chain with
       ``chain_adaptation="per_chain"`` (a batch then costs its longest chain's steps), one for
@@ -95,7 +95,7 @@ class SimpleHMC(MHKernel):
         for a uniform length up to :math:`2L`; 0 for a fixed length.
 
     :param bool adapt_trajectory_length: with chains run as a batch (at least 2), adapt the
-        trajectory length during warmup by ChEES (:mod:`pyro_simplehmc.chees`); the chains then
+        trajectory length during warmup by ChEES (:mod:`pyro_simplehmc.core.chees`); the chains then
         share their step size and mass matrix. :attr:`adapted_trajectory_length` and
         :attr:`chees` (with its ``history``) show what it learned.
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..metrics import Metric
+from ..core.metrics import Metric
 from .base import ChainState, MHKernel
 
 

@@ -1,0 +1,161 @@
+r"""Evaluating a potential and its gradient: where numerical faults become NaN.
+
+A potential evaluated at a point the trajectory should never have reached (a Cholesky factor of a
+matrix that is no longer positive definite, a distribution parameter out of its support) raises;
+that is a failed proposal, not a bug, and :func:`value_and_grad` turns it into a NaN energy, which
+the Metropolis-Hastings step rejects and records as a divergence. Any other exception is the
+model's, and is raised with its own message. :func:`leapfrog` runs the integrator of
+:mod:`pyro_simplehmc.core.integrators` on Pyro-style structures (a dict of tensors keyed by site
+name), with this evaluation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+import torch
+from torch import Tensor
+
+from ..core.integrators import IntegratorState, leapfrog_flat
+from ..core.metrics import Metric
+from ..core.ravel import DictRavel
+from ._pyro_compat import numerical_error_handlers
+
+__all__ = ["NUMERICAL_ERRORS", "is_numerical_error", "leapfrog", "value_and_grad"]
+
+#: Exceptions that mean "this point is numerically invalid", not "the model is wrong": they make
+#: a proposal fail (a rejection and a divergence) instead of ending the run. Pyro's own registry
+#: (singular matrices) is consulted as well, and so are distribution validation errors (below).
+NUMERICAL_ERRORS: tuple[type[Exception], ...] = (
+    torch.linalg.LinAlgError,
+    ArithmeticError,
+)
+
+#: The words of torch's distribution validation when a parameter or value is out of its
+#: support or NaN (``Expected parameter loc ... to satisfy the constraint Real(), but found
+#: invalid values``): a diverging trajectory, not a bug. Any other ``ValueError`` (a shape error,
+#: a wrong argument) is the model's, and is raised with its own message.
+VALIDATION_MESSAGE = "but found invalid values"
+
+
+def is_numerical_error(error: Exception) -> bool:
+    """Whether ``error`` raised by a potential marks an invalid point rather than a bug."""
+    if isinstance(error, ValueError):
+        return VALIDATION_MESSAGE in str(error)
+    return isinstance(error, NUMERICAL_ERRORS) or any(
+        handler(error) for handler in numerical_error_handlers()
+    )
+
+
+def value_and_grad(
+    potential_fn: Callable[[Tensor], Tensor], q: Tensor, catch: bool = True
+) -> tuple[Tensor, Tensor]:
+    r"""Potential energy :math:`U(q)` and its gradient, by autograd.
+
+    A numerical fault (see :func:`is_numerical_error`) gives a NaN potential and a NaN gradient,
+    so the proposal that reached this point is rejected rather than the run crashing; any other
+    exception is raised.
+
+    This runs once per leapfrog step, so it adds nothing to the autograd graph beyond the
+    potential itself: every extra recorded operation (a reshape, a sum, a view) costs a few
+    microseconds forward and backward, which is 10% of a cheap gradient.
+
+    :param potential_fn: maps a flat position (shape ``batch + (D,)``) to potential energies
+        (shape ``batch``, or ``batch + (1,)``).
+    :param q: the position.
+    :param bool catch: turn numerical faults into NaN (else raise them too).
+    :returns: ``(U, grad)``, detached.
+    """
+    q = q.detach().requires_grad_(True)
+    try:
+        if torch.is_grad_enabled():
+            u = potential_fn(q)
+        else:  # called under torch.no_grad(): autograd must still record the potential
+            with torch.enable_grad():
+                u = potential_fn(q)
+        if not u.requires_grad:  # a potential that does not depend on q
+            grad = torch.zeros_like(q)
+        elif u.dim() == 0:
+            (grad,) = torch.autograd.grad(u, q, allow_unused=True)
+        else:
+            # Seeding with ones gives the gradient of u.sum(), each batch member's own gradient,
+            # without a reduction node in the graph.
+            (grad,) = torch.autograd.grad(u, q, grad_outputs=torch.ones_like(u), allow_unused=True)
+    except Exception as error:
+        if not catch or not is_numerical_error(error):
+            raise
+        nan = torch.full_like(q, float("nan")).detach()
+        return nan[..., 0], nan
+    if grad is None:  # allow_unused: no path from q to the potential
+        grad = torch.zeros_like(q)
+    u = u.detach()
+    batch = q.shape[:-1]
+    if u.shape != batch:  # a potential of shape batch + (1,), or an error for a wrong shape
+        u = u.reshape(batch)
+    return u, grad
+
+
+
+
+Structure = Tensor | Mapping[str, Tensor]
+
+
+def leapfrog(
+    position: Structure,
+    momentum: Structure,
+    potential_fn: Callable[[Structure], Tensor],
+    step_size: float,
+    num_steps: int = 1,
+    inverse_mass_matrix: Tensor | Metric | None = None,
+    *,
+    grad: Structure | None = None,
+) -> IntegratorState:
+    r"""Leapfrog integration on Pyro-style structures.
+
+    :param position: a tensor, or a dict of tensors keyed by site name (like the input of a Pyro
+        potential function).
+    :param momentum: same structure as ``position``.
+    :param potential_fn: the potential energy :math:`U`, taking ``position``'s structure.
+    :param step_size: :math:`\epsilon`.
+    :param num_steps: number of steps :math:`L`.
+    :param inverse_mass_matrix: ``None`` (identity), a 1-D tensor (diagonal) or a 2-D tensor
+        (dense) over the flattened position (sites in the dict's order), or a :class:`Metric`.
+    :param grad: :math:`\nabla U` at ``position`` if already known, same structure.
+    :returns: an :class:`IntegratorState` whose position, momentum and gradient have
+        ``position``'s structure.
+
+    Example::
+
+        >>> out = leapfrog({"x": torch.ones(2)}, {"x": torch.zeros(2)},
+        ...                lambda z: 0.5 * (z["x"] ** 2).sum(), step_size=0.1, num_steps=10)
+        >>> out.position["x"].shape
+        torch.Size([2])
+    """
+    if isinstance(position, Mapping):
+        ravel = DictRavel(position)
+        flat_q, flat_p = ravel.flatten(position), ravel.flatten(momentum)
+        flat_grad = None if grad is None else ravel.flatten(grad)
+        out = leapfrog_flat(
+            flat_q,
+            flat_p,
+            lambda q: value_and_grad(lambda x: potential_fn(ravel.unflatten(x)), q),
+            Metric.from_inverse_mass_matrix(inverse_mass_matrix, flat_q).velocity,
+            step_size,
+            num_steps,
+            grad=flat_grad,
+        )
+        return IntegratorState(
+            ravel.unflatten(out.position),
+            ravel.unflatten(out.momentum),
+            out.potential_energy,
+            ravel.unflatten(out.grad),
+        )
+    return leapfrog_flat(
+        position,
+        momentum,
+        lambda q: value_and_grad(potential_fn, q),
+        Metric.from_inverse_mass_matrix(inverse_mass_matrix, position).velocity,
+        step_size,
+        num_steps,
+        grad=grad,
+    )

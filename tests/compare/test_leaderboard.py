@@ -1,0 +1,57 @@
+"""The posteriordb leaderboard and the package's own copy of the posteriordb references."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from pyro_simplehmc.checks.posteriordb import POSTERIORS, load_posterior
+from pyro_simplehmc.compare.leaderboard import format_markdown, leaderboard, rows
+from pyro_simplehmc.compare.problems import from_posterior
+
+
+def test_the_bundle_holds_every_ported_posterior_as_posteriordb_has_it(posteriordb_root):
+    # The package must run without ../shared: its copy must match posteriordb's files.
+    for name in POSTERIORS:
+        _, data, reference = load_posterior(name)
+        folder = posteriordb_root / name
+        assert data == json.loads((folder / "data.json").read_text())
+        full = json.loads((folder / "reference_summary.json").read_text())["parameters"]
+        assert list(reference) == list(full)
+        for quantity, values in reference.items():
+            assert values["mean"] == full[quantity]["mean"]
+            assert values["sd"] == full[quantity]["sd"]
+
+
+def test_posterior_problem_names_and_truth():
+    problem = from_posterior("eight_schools-eight_schools_noncentered")
+    # The reference holds theta (derived), not theta_trans; 1-based as posteriordb names them.
+    assert problem.coords[:2] == ["theta[1]", "theta[2]"] and "tau" in problem.coords
+    _, _, reference = load_posterior("eight_schools-eight_schools_noncentered")
+    assert problem.truth_var[0] == pytest.approx(reference["theta[1]"]["sd"] ** 2)
+
+
+def test_unknown_posterior_is_a_clear_error():
+    with pytest.raises(ValueError, match="posterior must be one of"):
+        load_posterior("eight_schools")
+    with pytest.raises(ValueError, match="posteriors"):
+        leaderboard(["nope"], progress=False)
+
+
+def test_leaderboard_table_relative_to_nuts():
+    board = leaderboard(
+        ["gp_pois_regr-gp_regr"],
+        kernels=["MALA", "NUTS"],
+        num_samples=40,
+        warmup_steps=30,
+        progress=False,
+    )
+    table = rows(board)
+    nuts = next(r for r in table if r["kernel"] == "NUTS")
+    mala = next(r for r in table if r["kernel"] == "MALA")
+    assert nuts["relative_to_NUTS"] == pytest.approx(1.0)
+    assert mala["relative_to_NUTS"] == pytest.approx(mala["ess_per_eval"] / nuts["ess_per_eval"])
+    markdown = format_markdown(board)
+    assert "| `gp_pois_regr-gp_regr` | 3 |" in markdown
+    assert f"{mala['relative_to_NUTS']:.2f} ({mala['verdict']})" in markdown
