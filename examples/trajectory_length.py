@@ -99,7 +99,7 @@ def chees_histories(args) -> dict[str, list[float]]:
         kernel = SimpleHMC(potential_fn=potential, batched_potential=True,
                            adapt_trajectory_length=True)
         mcmc = run(kernel, dim, args.chains * 2, args.samples, args.warmup, args.seed, scale)
-        gradients = args.chains * 2 * mcmc._diagnostics[0]["gradient evaluations"]["sampling"]
+        gradients = args.chains * 2 * mcmc.kernel_diagnostics[0]["gradient evaluations"]["sampling"]
         per_gradient = worst_ess(mcmc.get_samples(group_by_chain=True)["x"]) / gradients
         histories[label] = kernel.chees.history
         print(f"ChEES on {label}: T = {kernel.adapted_trajectory_length:.2f}, "

@@ -8,16 +8,20 @@ from . import _deprecated
 from .core.integrators import euler_flat, leapfrog_flat
 from .core.metrics import Metric
 from .core.mh import ChainState, StepInfo
+from .core.version import VERSION
 from .kernels import MALA, MHKernel, RandomWalkMH, SimpleHMC
 from .kernels.evaluation import leapfrog, value_and_grad
-from .mcmc import MCMC, from_pyro
+from .kernels.state import KernelState
+from .mcmc import MCMC, MCMCState, from_pyro
 
-__version__ = "0.1.0"
+__version__ = VERSION
 
 __all__ = [
     "MALA",
     "MCMC",
     "ChainState",
+    "KernelState",
+    "MCMCState",
     "MHKernel",
     "Metric",
     "RandomWalkMH",

@@ -17,7 +17,12 @@ import warnings
 
 #: Old module path -> the modules that now hold its names, searched in order.
 MOVED: dict[str, tuple[str, ...]] = {
-    "pyro_simplehmc.adaptation": ("pyro_simplehmc.kernels.adaptation",),
+    "pyro_simplehmc.adaptation": (
+        "pyro_simplehmc.kernels.adaptation",
+        "pyro_simplehmc.kernels.mass_matrix",
+        "pyro_simplehmc.core.welford",
+        "pyro_simplehmc.core.step_size",
+    ),
     "pyro_simplehmc.arviz_io": ("pyro_simplehmc.mcmc.arviz_io",),
     "pyro_simplehmc.chees": ("pyro_simplehmc.core.chees",),
     "pyro_simplehmc.compare.statistics": ("pyro_simplehmc.checks.statistics",),

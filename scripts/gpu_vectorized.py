@@ -144,7 +144,7 @@ def extra_checks(device, big):
     mcmc, seconds = timed_run(kernel, big, 500, 500, init)
     x = mcmc.get_samples(group_by_chain=True)["x"]
     ess = float(effective_sample_size(x[:64].double().cpu(), chain_dim=0, sample_dim=1).min())
-    grads = 64 * mcmc._diagnostics[0]["gradient evaluations"]["sampling"]
+    grads = 64 * mcmc.kernel_diagnostics[0]["gradient evaluations"]["sampling"]
     out.append({"check": f"ChEES C={big} float32", "seconds": round(seconds, 2),
                 "trajectory length": round(kernel.adapted_trajectory_length, 3),
                 "step size": round(kernel.step_size, 4), "min ESS per gradient": ess / grads})

@@ -8,7 +8,8 @@ from pathlib import Path
 import pyro
 import pytest
 import torch
-from pyro.infer import MCMC
+
+from pyro_simplehmc import MCMC
 
 #: The posteriordb folder next to the checkout (``../shared/posteriordb``); tests that need it
 #: skip when it is missing (an installed package has no ``../shared``).

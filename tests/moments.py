@@ -41,11 +41,7 @@ def max_abs_z(z: dict[str, list[float]]) -> float:
 
 
 def chain_diagnostics(mcmc, key: str) -> list:
-    """One kernel diagnostic per chain, without calling ``MCMC.diagnostics()``.
-
-    Pyro 1.9.2's ``MCMC.diagnostics()`` first computes ESS with ``pyro.ops.stats``, whose
-    ``_cummin`` allocates draws x draws x coordinates numbers: 4 GB for 6000 draws of 50
-    coordinates, more than this machine has for 15000. (``_diagnostics`` is private to Pyro;
-    the package itself reads the kernel's ``diagnostics()`` in a ``hook_fn`` instead.)
-    """
-    return [chain[key] for chain in mcmc._diagnostics]
+    """One kernel diagnostic per chain of a ``pyro_simplehmc.MCMC`` run, without calling
+    ``MCMC.diagnostics()``, which first computes ESS with ``pyro.ops.stats`` (whose ``_cummin``
+    allocates draws x draws x coordinates numbers: 4 GB for 6000 draws of 50 coordinates)."""
+    return [chain[key] for chain in mcmc.kernel_diagnostics]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 import torch
 from torch import Tensor
@@ -77,17 +77,27 @@ def leapfrog_flat(
     return IntegratorState(q, p, potential_energy, grad)
 
 
+class Kinetic(Protocol):
+    """What the integrators need of a metric: :math:`M^{-1}p` and :math:`K(p)` (for example a
+    :class:`~pyro_simplehmc.core.metrics.Metric`)."""
+
+    def velocity(self, p: Tensor) -> Tensor: ...
+
+    def kinetic_energy(self, p: Tensor) -> Tensor: ...
+
+
+def hamiltonian(potential_energy: Tensor, momentum: Tensor, metric: Kinetic) -> Tensor:
+    r"""Total energy :math:`H(q, p) = U(q) + K(p)`, one per chain."""
+    return potential_energy + metric.kinetic_energy(momentum)
+
+
 def leapfrog_to_u_turn(
-    q: Tensor,
-    p: Tensor,
+    start: IntegratorState,
     value_and_grad_fn: ValueAndGrad,
-    velocity_fn: Callable[[Tensor], Tensor],
+    metric: Kinetic,
     step_size: Tensor,
     num_steps: int | Tensor,
-    grad: Tensor,
-    potential_energy: Tensor,
     max_steps: int,
-    kinetic_energy_fn: Callable[[Tensor], Tensor],
     max_energy_error: float,
 ) -> tuple[IntegratorState, Tensor]:
     r"""``num_steps`` leapfrog steps as :func:`leapfrog_flat`, then on until the trajectory turns.
@@ -98,12 +108,13 @@ def leapfrog_to_u_turn(
     2014). On a Gaussian that the mass matrix has whitened this is half a period of its widest
     direction in many dimensions, and uniform up to it in one.
 
+    :param start: where the trajectory starts: position, momentum, :math:`U` and
+        :math:`\nabla U` there, each with the chains' leading dimension.
+    :param value_and_grad_fn: ``q -> (U(q), grad U(q))``.
+    :param metric: the metric (its ``velocity`` and ``kinetic_energy``).
     :param step_size: :math:`\epsilon`, shape ``batch + (1,)`` or ``(1, 1)``.
     :param num_steps: the steps of the proposal (an int, or one per chain).
-    :param grad: :math:`\nabla U(q)`.
-    :param potential_energy: :math:`U(q)`.
     :param int max_steps: no chain goes on past this many steps.
-    :param kinetic_energy_fn: :math:`K(p)`, to watch the energy error.
     :param float max_energy_error: a chain whose energy error exceeds this has diverged and
         stops looking for its turn, as NUTS stops a diverging tree (so that a runaway trajectory
         does not cost ``max_steps`` gradients).
@@ -111,14 +122,15 @@ def leapfrog_to_u_turn(
         time of ``max_steps`` steps where it had not turned by then (a lower bound), NaN where
         it diverged first.
     """
+    q0, p, potential_energy, grad = start
+    q = q0
     batch = q.shape[:-1]
-    q0 = q
     wanted = torch.as_tensor(num_steps, device=q.device).expand(batch)
     step = step_size.expand(*batch, 1)
     turn_time = torch.full(batch, float("nan"), dtype=q.dtype, device=q.device)
     stopped = torch.zeros(batch, dtype=torch.bool, device=q.device)
-    proposal = IntegratorState(q, p, potential_energy, grad)
-    initial_energy = potential_energy + kinetic_energy_fn(p)
+    proposal = start
+    initial_energy = hamiltonian(potential_energy, p, metric)
     for k in range(1, max(max_steps, int(wanted.max())) + 1):
         moving = (k <= wanted) | ~stopped
         if not bool(moving.any()):
@@ -126,7 +138,7 @@ def leapfrog_to_u_turn(
         # A chain that has turned and made its proposal takes steps of size zero.
         eps = step * moving.unsqueeze(-1)
         p = p - (0.5 * eps) * grad
-        q = q + eps * velocity_fn(p)
+        q = q + eps * metric.velocity(p)
         potential_energy, grad = value_and_grad_fn(q)
         p = p - (0.5 * eps) * grad
         if isinstance(num_steps, int):  # one length for the batch: no per-chain selection
@@ -141,7 +153,7 @@ def leapfrog_to_u_turn(
                 torch.where(here, grad, proposal.grad),
             )
         # A NaN energy error compares false, so it counts as diverged.
-        energy_error = potential_energy + kinetic_energy_fn(p) - initial_energy
+        energy_error = hamiltonian(potential_energy, p, metric) - initial_energy
         diverged = ~(energy_error.abs() <= max_energy_error)
         turning = ((q - q0) * p).sum(-1) < 0
         # Where a chain stops now: the time if it turned or ran out of steps, NaN if it diverged.

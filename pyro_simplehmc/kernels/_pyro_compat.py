@@ -54,8 +54,9 @@ def logging_hook(logger, progress_bar, hook_fn: Callable | None) -> Callable:
 # (get_samples, summary, diagnostics) and arviz.from_pyro read.
 
 
-def store_mcmc_run(mcmc, samples, chain_diagnostics: list, args: tuple, kwargs: dict) -> None:
-    """Leave a run's results where :class:`pyro.infer.MCMC`'s methods look for them."""
+def store_mcmc_run(mcmc, samples, chain_diagnostics: list, args, kwargs) -> None:
+    """Leave a run's results where :class:`pyro.infer.MCMC`'s methods look for them (``None``
+    samples and arguments: no run yet)."""
     mcmc._samples = samples
     mcmc._diagnostics = list(chain_diagnostics)
     mcmc._args, mcmc._kwargs = args, kwargs

@@ -1,25 +1,28 @@
-r"""The shell shared by every kernel: Pyro plumbing, batching, counters and adaptation.
+r"""The shell shared by every kernel: :class:`MHKernel`.
 
 A kernel in this package is a *proposal* (:meth:`MHKernel.propose`): given the chains' states it
 returns proposed states and the log of their Metropolis-Hastings ratios, and
 :func:`~pyro_simplehmc.core.mh.metropolis_hastings` accepts or rejects each chain's proposal.
-Everything else is here, once:
+The rest lives once, here and in the modules beside it:
 
 - :meth:`MHKernel.setup` (one chain, as :class:`pyro.infer.MCMC` calls it) and
-  :meth:`MHKernel.setup_chains` (a batch of chains, as :class:`pyro_simplehmc.MCMC` calls it with
-  ``chain_method="vectorized"``) initialise the model with Pyro's
-  :func:`~pyro.infer.mcmc.util.initialize_model`, build the flat layout, the batched potential
-  (:mod:`pyro_simplehmc.kernels.potentials`) and the adapter;
-- :meth:`MHKernel.sample` flattens the parameters once, asks the subclass for a proposal, applies
-  the Metropolis-Hastings step, feeds the adapter during warmup and unflattens once;
-- :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`.
+  :meth:`MHKernel.setup_chains` (a batch, as :class:`pyro_simplehmc.MCMC` calls it with
+  ``chain_method="vectorized"``) initialise the model and the batched potential
+  (:mod:`.initialization`), the counted evaluation (:class:`~.evaluation.BatchEvaluator`) and the
+  warmup adaptation (:class:`~.adaptation.BatchWarmupAdapter`);
+- :meth:`MHKernel.sample` flattens the parameters once, asks for a proposal, applies the
+  Metropolis-Hastings step, feeds the adapter and :meth:`MHKernel.learn` during warmup, and
+  unflattens once;
+- :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`;
+- :meth:`MHKernel.resume_state` and :attr:`MHKernel.initial_state` stop and continue a run
+  (:class:`~.state.KernelState`).
 
 Positions are always ``(C, D)``: one chain is a batch of one, and runs the same code.
 """
 
 from __future__ import annotations
 
-import math
+import warnings
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -28,48 +31,43 @@ from typing import Any
 import torch
 from pyro.infer.autoguide import init_to_uniform
 from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
-from pyro.infer.mcmc.util import initialize_model
 from torch import Tensor
 
 from ..core import validation as check
 from ..core.metrics import Metric
-from ..core.mh import MAX_ENERGY_ERROR, ChainState, StepInfo, metropolis_hastings
+from ..core.mh import ChainState, StepInfo, metropolis_hastings
 from ..core.ravel import DictRavel
-from . import potentials
-from .adaptation import BatchMassMatrix, BatchWarmupAdapter, as_block_dict, mass_matrix_blocks
-from .evaluation import is_numerical_error, value_and_grad
+from ..core.step_size import accept_prob, find_reasonable_step_size
+from .adaptation import DUAL_AVERAGING_GAMMA, AdaptationEvent, BatchWarmupAdapter
+from .evaluation import BatchEvaluator
+from .initialization import check_initial_state, initialize_chains
+from .mass_matrix import as_block_dict
+from .state import KernelState, check_compatible
 
-__all__ = ["MAX_ENERGY_ERROR", "ChainState", "MHKernel", "StepInfo", "metropolis_hastings"]
+__all__ = ["MHKernel"]
 
-
-@dataclass
-class EvalCounter:
-    """Potential evaluations (all of them) and gradient evaluations (those with a gradient).
-
-    A batched evaluation counts once: it is one evaluation for each chain.
-    """
-
-    potentials: int = 0
-    gradients: int = 0
+#: The allowed values of ``chain_adaptation``.
+CHAIN_ADAPTATION = ("per_chain", "pooled")
 
 
 @dataclass
-class _RunState:
-    """Everything a batch of chains accumulates; a new one per setup."""
+class _Run:
+    """What one run of a batch of chains accumulates; a new one per setup."""
 
     warmup_steps: int
     num_chains: int
     vectorized: bool
+    layout: DictRavel
+    evaluator: BatchEvaluator
+    potential_path: str
+    #: Iterations run before this run began (a continued run's), for iteration-indexed rules.
+    offset: int = 0
     t: int = 0
     accepted: Tensor | int = 0
     mean_accept_prob: Tensor | float = 0.0
     diverging: list[Tensor] = field(default_factory=list)
-    warmup_evals: EvalCounter = field(default_factory=EvalCounter)
-    sampling_evals: EvalCounter = field(default_factory=EvalCounter)
     last: ChainState | None = None
     last_params: dict[str, Tensor] | None = None
-    setting_up: bool = True
-    potential_path: str = "one chain"
 
 
 class MHKernel(MCMCKernel):
@@ -109,15 +107,21 @@ class MHKernel(MCMCKernel):
     :param bool batched_potential: with ``potential_fn`` and chains run as a batch, whether
         ``potential_fn`` takes sites with a leading chain dimension and returns one energy per
         chain; otherwise it is mapped over the chains with :func:`torch.func.vmap`.
+
+    **Step sizes.** :attr:`step_size` is a float when the chains share one step size, and a
+    tensor with one entry per chain when each chain adapts its own; inside the kernel (for
+    :meth:`propose`) it is always a tensor, ``(C, 1)`` or ``(1, 1)``.
     """
 
     #: Whether :meth:`propose` needs :math:`\nabla U` at the current state.
     uses_gradient: bool = True
     #: The acceptance probability the adaptation aims for unless the user says otherwise.
     default_target_accept_prob: float = 0.8
-    #: Dual averaging's ``gamma``
-    #: (see :class:`~pyro_simplehmc.kernels.adaptation.BatchWarmupAdapter`).
-    dual_averaging_gamma: float = 0.2
+    #: Dual averaging's ``gamma`` (see :mod:`pyro_simplehmc.kernels.adaptation`).
+    dual_averaging_gamma: float = DUAL_AVERAGING_GAMMA
+    #: How pooled adaptation pools the chains' acceptance probabilities (``"mean"`` or
+    #: ``"harmonic"``).
+    pooled_statistic: str = "mean"
     #: The correction (a class attribute, so that a test can swap in a broken one).
     mh_step = staticmethod(metropolis_hastings)
 
@@ -153,7 +157,7 @@ class MHKernel(MCMCKernel):
             target_accept_prob = self.default_target_accept_prob
         self.model = model
         self.potential_fn = potential_fn
-        self.transforms = transforms
+        self.transforms = check.dict_or_none("transforms", transforms)
         # None is "the default", as in Pyro's HMC.
         step_size = 1.0 if step_size is None else step_size
         self._step_size = check.positive_finite("step_size", step_size)
@@ -162,7 +166,6 @@ class MHKernel(MCMCKernel):
         self.full_mass = check.full_mass(full_mass)
         self._init_inverse_mass_matrix = check.inverse_mass_matrix(inverse_mass_matrix)
         self.target_accept_prob = check.open_unit_interval("target_accept_prob", target_accept_prob)
-        check.dict_or_none("transforms", transforms)
         self._max_plate_nesting = check.nonnegative_int_or_none(
             "max_plate_nesting", max_plate_nesting
         )
@@ -172,45 +175,117 @@ class MHKernel(MCMCKernel):
         self._init_strategy = check.callable_or_none("init_strategy", init_strategy) or (
             init_to_uniform
         )
-        self.chain_adaptation = check.one_of(
-            "chain_adaptation", chain_adaptation, ("per_chain", "pooled")
-        )
+        self.chain_adaptation = check.one_of("chain_adaptation", chain_adaptation, CHAIN_ADAPTATION)
         self.batched_potential = check.boolean("batched_potential", batched_potential)
         self._user_initial_params: dict[str, Tensor] | None = None
         self._initial_params: dict[str, Tensor] | None = None
+        self._resume: list[KernelState] = []
         self._adapter: BatchWarmupAdapter | None = None
-        self._run: _RunState | None = None
-        self._finished: _RunState | None = None
-        self._ravel: DictRavel | None = None
-        self._batch_potential: potentials.BatchedPotential | None = None
-        self._loop_potential: potentials.BatchedPotential | None = None
+        self._run: _Run | None = None
+        self._finished: _Run | None = None
         #: What the last Metropolis-Hastings step did, per chain (tensors of shape ``(C,)``).
         self.last_step_info: StepInfo | None = None
+        #: Put each chain's :meth:`resume_state` in :meth:`diagnostics` (key ``"resume state"``),
+        #: so that chains run in other processes can be continued (``pyro_simplehmc.MCMC``
+        #: sets it).
+        self.keep_resume_state = False
         super().__init__()
 
     # ------------------------------------------------------------------ the algorithm's part
 
-    def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
-        r"""Propose a move for each chain; return the proposed states and :math:`\log r`.
+    def propose(self, state: ChainState, step_size: Tensor) -> tuple:
+        r"""Propose a move for each chain: return the proposed states and :math:`\log r`, and
+        optionally a third item, what :meth:`learn` needs from this proposal during warmup.
+
+        Evaluate the target with :meth:`value_and_grad` or :meth:`potential` (they count
+        evaluations and turn numerical faults into NaN, which the correction rejects) and use
+        :attr:`metric` for anything involving the mass matrix.
 
         :param state: the chains' current states (positions ``(C, D)``).
         :param step_size: the step size, shape ``(C, 1)`` or ``(1, 1)`` (shared).
         """
         raise NotImplementedError
 
+    def learn(
+        self,
+        start: ChainState,
+        proposal: ChainState,
+        step: StepInfo,
+        event: AdaptationEvent,
+        extra: Any = None,
+    ) -> None:
+        """Learn more than the step size and mass matrix from a warmup iteration (nothing, by
+        default): the chains went from ``start`` to ``proposal``, ``step`` says what the
+        correction did, ``event`` what the adapter did, ``extra`` is :meth:`propose`'s third
+        item."""
+
     def _trial_log_accept_ratio(self, state: ChainState, step_size: Tensor) -> Tensor:
-        """The log acceptance ratio of one proposal at ``step_size`` (step-size search)."""
+        """The log acceptance ratio of one proposal at ``step_size`` (the step-size search)."""
         return self.propose(state, step_size)[1]
+
+    def _extra_diagnostics(self) -> dict[str, Any]:
+        """Kernel-specific diagnostics, the same for every chain (subclasses add to it)."""
+        return {}
+
+    def _trajectory_state(self) -> dict[str, Any]:
+        """What a subclass learned beyond step size and mass matrix, for :meth:`resume_state`."""
+        return {}
+
+    def _load_trajectory_state(self, state: dict[str, Any]) -> None:
+        """Continue from :meth:`_trajectory_state`."""
+
+    # ------------------------------------------------------------------ evaluating the target
+
+    def value_and_grad(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        r""":math:`(U(q), \nabla U(q))` for every chain, ``(C,)`` and ``(C, D)``, counted; a
+        numerical fault in a chain gives that chain NaN."""
+        return self._run.evaluator.value_and_grad(q)
+
+    def potential(self, q: Tensor) -> Tensor:
+        r""":math:`U(q)` alone for every chain, ``(C,)``, counted; a numerical fault gives NaN."""
+        return self._run.evaluator.potential(q)
+
+    def _value_and_grad(self, q: Tensor) -> tuple[Tensor, Tensor]:
+        warnings.warn(
+            "MHKernel._value_and_grad is deprecated: use value_and_grad", DeprecationWarning, 2
+        )
+        return self.value_and_grad(q)
+
+    def _potential(self, q: Tensor) -> Tensor:
+        warnings.warn("MHKernel._potential is deprecated: use potential", DeprecationWarning, 2)
+        return self.potential(q)
+
+    def state_at(self, params: Mapping[str, Tensor]) -> ChainState:
+        """The chains' state at ``params`` (unconstrained): the remembered one if ``params`` is
+        what :meth:`sample` returned last, else evaluated (and counted)."""
+        run = self._run
+        last = run.last_params
+        if last is not None and all(params.get(n) is v for n, v in last.items()):
+            return run.last
+        batch_shape = (run.num_chains,) if run.vectorized else ()
+        q = run.layout.flatten(params, batch_shape).reshape(run.num_chains, -1)
+        return self._evaluate(q.detach())
+
+    def _evaluate(self, q: Tensor, strict: bool = False) -> ChainState:
+        evaluator = self._run.evaluator
+        if self.uses_gradient:
+            return ChainState(q, *evaluator.value_and_grad(q, strict))
+        return ChainState(q, evaluator.potential(q, strict), None)
 
     # ------------------------------------------------------------------ public properties
 
     @property
     def step_size(self) -> float | Tensor:
-        """The current step size: a number when the chains share one, else one per chain."""
+        """The current step size: a float when the chains share one, else one per chain."""
         if self._adapter is None:
             return self._step_size
         step_size = self._adapter.step_size
         return float(step_size) if step_size.numel() == 1 else step_size
+
+    @property
+    def chain_step_size(self) -> Tensor:
+        """The current (adapted) step size of each chain, ``(C,)``, on the chains' device."""
+        return self._adapter.step_size.expand(self.num_chains)
 
     @property
     def num_chains(self) -> int:
@@ -239,6 +314,24 @@ class MHKernel(MCMCKernel):
         self._initial_params = None
 
     @property
+    def initial_state(self) -> list[KernelState]:
+        """States to continue from (:meth:`resume_state` of an earlier run), consumed one per
+        setup, in order; empty for a fresh start. Set a :class:`~.state.KernelState` (or a list
+        of them, one per chain, for chains run one after the other)."""
+        return list(self._resume)
+
+    @initial_state.setter
+    def initial_state(self, state: KernelState | list[KernelState] | None) -> None:
+        states = [] if state is None else list(state) if isinstance(state, list) else [state]
+        for item in states:
+            if not isinstance(item, KernelState):
+                raise ValueError(
+                    "initial_state must be a KernelState (from mcmc.last_state), a list of them, "
+                    f"or None; got {type(item).__name__}"
+                )
+        self._resume = states
+
+    @property
     def inverse_mass_matrix(self) -> dict[tuple[str, ...], Tensor] | None:
         """The current inverse mass matrix, a dict keyed by tuples of site names (as Pyro's).
 
@@ -248,22 +341,29 @@ class MHKernel(MCMCKernel):
         """
         if self._adapter is None:
             return None
-        return dict(self.mass_matrix_adapter.inverse_mass_matrix)
-
-    @property
-    def mass_matrix_adapter(self) -> BatchMassMatrix | None:
-        return None if self._adapter is None else self._adapter.mass_matrix_adapter
+        return dict(self._adapter.mass_matrix.inverse_mass_matrix)
 
     @property
     def metric(self) -> Metric | None:
-        """The inverse mass matrix as a :class:`~pyro_simplehmc.core.metrics.Metric` on flat vectors
-        (``None`` before setup)."""
-        return None if self._adapter is None else self.mass_matrix_adapter.metric
+        """The inverse mass matrix as a :class:`~pyro_simplehmc.core.metrics.Metric` on flat
+        vectors (``None`` before setup)."""
+        return None if self._adapter is None else self._adapter.mass_matrix.metric
+
+    @property
+    def layout(self) -> DictRavel | None:
+        """Where each site sits in the flat position vector (``None`` before setup)."""
+        run = self._run or self._finished
+        return None if run is None else run.layout
+
+    @property
+    def chain_state(self) -> ChainState | None:
+        """The chains' current state (flat positions ``(C, D)``, energies, gradients)."""
+        return None if self._run is None else self._run.last
 
     @property
     def potential_path(self) -> str | None:
         """How the batched potential is evaluated: ``"plate"``, ``"vmap"``, ``"loop"``,
-        ``"batched"`` (the user's) or ``"one chain"``."""
+        ``"batched"`` (the user's) or ``"one chain"``; ``", jit"`` when traced."""
         run = self._run or self._finished
         return None if run is None else run.potential_path
 
@@ -286,123 +386,121 @@ class MHKernel(MCMCKernel):
         warmup_steps = check.nonnegative_int("warmup_steps", warmup_steps)
         vectorized = num_chains is not None
         num_chains = num_chains or 1
-        run = self._run = _RunState(warmup_steps, num_chains, vectorized)
-        batch_shape = (num_chains,) if vectorized else ()
-        chain_fn = self.potential_fn
-        trace = None
-        if self.model is not None:
-            user_init = self._user_initial_params
-            init, chain_fn, transforms, trace = initialize_model(
-                self.model,
-                args,
-                kwargs,
-                transforms=self.transforms,
-                max_plate_nesting=self._max_plate_nesting,
-                # With several chains, the batched potential is what gets compiled.
-                jit_compile=self._jit_compile and num_chains == 1,
-                jit_options=self._jit_options,
-                skip_jit_warnings=self._ignore_jit_warnings,
-                num_chains=num_chains,
-                init_strategy=self._init_strategy,
-                initial_params=user_init,
-            )
-            if vectorized and num_chains == 1 and user_init is None:
-                init = {name: value.unsqueeze(0) for name, value in init.items()}
-            self.potential_fn = chain_fn
-            self.transforms = transforms
-        elif self._user_initial_params is None:
-            raise ValueError(
-                "initial_params are required with potential_fn: pass initial_params to "
-                "pyro.infer.MCMC (or set kernel.initial_params) as a dict of unconstrained tensors"
-            )
-        else:
-            init = self._user_initial_params
-            if vectorized and self.batched_potential:
-                batched_fn = self.potential_fn
-                chain_fn = lambda params: batched_fn(  # noqa: E731
-                    {name: value.unsqueeze(0) for name, value in params.items()}
-                )
-        init = {name: torch.as_tensor(value).detach() for name, value in init.items()}
-        if vectorized:
-            check.chain_dimension("initial_params", init, num_chains)
-        self._initial_params = init
-
-        blocks = mass_matrix_blocks(self.full_mass, init, batch_ndim=len(batch_shape))
-        prototype = {name: value[0] if vectorized else value for name, value in init.items()}
-        ravel = self._ravel = DictRavel(prototype, order=[n for block in blocks for n in block])
-        like = next(iter(init.values())) if init else torch.zeros(())
-        q0 = ravel.flatten(init, batch_shape).reshape(num_chains, ravel.size).to(like)
-
-        self._loop_potential = potentials.loop_potential(chain_fn, ravel)
-        if num_chains == 1:  # Pyro's own potential, as for one chain outside a batch
-            self._batch_potential = potentials.single_chain_potential(chain_fn, ravel)
-        elif ravel.size > 0:
-            run.potential_path, self._batch_potential = self._choose_potential(
-                chain_fn, ravel, trace, args, kwargs, q0
-            )
-        self._adapter = self._make_adapter(warmup_steps, blocks, num_chains, like)
-        if ravel.size > 0:
-            state = self._evaluate(q0, strict=True)
-            self._check_initial_state(state)
-            self._remember(state, init)
-            if self._adapter.adapt_step_size:
-                self._adapter.reset_step_size_adaptation(state)
-        run.accepted = torch.zeros(num_chains, dtype=torch.long, device=like.device)
-        run.mean_accept_prob = torch.zeros(num_chains, dtype=like.dtype, device=like.device)
-        run.setting_up = False
-
-    def _choose_potential(self, chain_fn, ravel, trace, args, kwargs, q0):
-        """The batched potential of a batch of chains (:mod:`pyro_simplehmc.kernels.potentials`)."""
-        if self.model is None and self.batched_potential:
-            return "batched", potentials.batched_user_potential(self.potential_fn, ravel)
-        candidates = []
-        enumerated = trace is not None and any(
-            site["type"] == "sample" and site["infer"].get("enumerate")
-            for site in trace.nodes.values()
-        )
-        if self.model is not None and not enumerated:
-            model, transforms = self.model, self.transforms
-            candidates.append(
-                (
-                    "plate",
-                    lambda n: potentials.plate_potential(
-                        model, args, kwargs, transforms, ravel, trace, n
-                    ),
-                )
-            )
-        if self.model is not None and not enumerated:
-            vmappable = potentials.model_potential(self.model, args, kwargs, self.transforms)
-        else:
-            vmappable = chain_fn
-        candidates.append(("vmap", lambda n: potentials.vmap_potential(vmappable, ravel)))
-        path, potential = potentials.choose_potential(candidates, self._loop_potential, q0)
-        if self._jit_compile:
-            potential = potentials.jit_compiled(potential, q0, self._jit_options)
-        return path, potential
-
-    def _make_adapter(self, warmup_steps, blocks, num_chains, like) -> BatchWarmupAdapter:
-        adapting = warmup_steps > 0
-        adapter = BatchWarmupAdapter(
-            self._step_size,
-            adapt_step_size=self.adapt_step_size and adapting,
-            adapt_mass_matrix=self.adapt_mass_matrix and adapting,
-            target_accept_prob=self.target_accept_prob,
-            dense_mass=self.full_mass,
-            chain_adaptation=self.chain_adaptation,
+        resume = self._resume.pop(0) if self._resume else None
+        initial_params = self._user_initial_params
+        if resume is not None:
+            initial_params = {
+                k: v if vectorized else v[0] for k, v in resume.params.items()
+            }
+        chains = initialize_chains(
+            model=self.model,
+            potential_fn=self.potential_fn,
+            initial_params=initial_params,
             num_chains=num_chains,
-            dual_averaging_gamma=self.dual_averaging_gamma,
+            vectorized=vectorized,
+            args=args,
+            kwargs=kwargs,
+            full_mass=self.full_mass,
+            transforms=self.transforms,
+            max_plate_nesting=self._max_plate_nesting,
+            jit_compile=self._jit_compile,
+            jit_options=self._jit_options,
+            ignore_jit_warnings=self._ignore_jit_warnings,
+            init_strategy=self._init_strategy,
+            batched_potential=self.batched_potential,
         )
-        adapter.configure(
+        if self.model is not None:
+            self.potential_fn, self.transforms = chains.potential_fn, chains.transforms
+        self._initial_params = chains.initial_params
+        layout = chains.layout
+        evaluator = BatchEvaluator(chains.batch_potential, chains.loop_potential)
+        run = self._run = _Run(
+            warmup_steps, num_chains, vectorized, layout, evaluator, chains.potential_path
+        )
+        like = chains.position
+        self._adapter = BatchWarmupAdapter(
+            self._step_size,
             warmup_steps,
-            mass_matrix_shape=blocks,
-            find_reasonable_step_size_fn=self._find_reasonable_step_size,
-            options={"dtype": like.dtype, "device": like.device},
+            chains.blocks,
+            num_chains=num_chains,
+            chain_adaptation=self.chain_adaptation,
+            adapt_step_size=self.adapt_step_size,
+            adapt_mass_matrix=self.adapt_mass_matrix,
+            target_accept_prob=self.target_accept_prob,
+            dual_averaging_gamma=self.dual_averaging_gamma,
+            pooled_statistic=self.pooled_statistic,
+            find_step_size=self._find_reasonable_step_size,
+            dtype=like.dtype,
+            device=like.device,
         )
         if self._init_inverse_mass_matrix is not None:
-            adapter.mass_matrix_adapter.inverse_mass_matrix = as_block_dict(
-                self._init_inverse_mass_matrix, blocks, like
+            self._adapter.mass_matrix.inverse_mass_matrix = as_block_dict(
+                self._init_inverse_mass_matrix, chains.blocks, like
             )
-        return adapter
+        if resume is not None:
+            self._continue(resume, chains)
+        elif layout.size > 0:
+            state = self._evaluate(chains.position, strict=True)
+            check_initial_state(state, layout)
+            self._remember(state, chains.initial_params)
+            if self._adapter.adapt_step_size:
+                self._adapter.start_step_size_adaptation(state)
+        self._start_run()
+        if resume is not None:
+            self._load_trajectory_state(resume.trajectory)
+        run.accepted = torch.zeros(num_chains, dtype=torch.long, device=like.device)
+        run.mean_accept_prob = torch.zeros(num_chains, dtype=like.dtype, device=like.device)
+        if resume is not None and resume.rng_state is not None:
+            # Last: setting up may have drawn random numbers (an init strategy).
+            torch.set_rng_state(resume.rng_state)
+            if resume.cuda_rng_state is not None and like.is_cuda:
+                torch.cuda.set_rng_state(resume.cuda_rng_state, like.device)
+
+    def _start_run(self) -> None:
+        """A run's setup is done (subclasses start what they learn; the step size is the
+        searched one)."""
+
+    def _continue(self, resume: KernelState, chains) -> None:
+        """Start from ``resume`` instead of from scratch: its positions, energies, step sizes,
+        mass matrix and what the subclass learned."""
+        run = self._run
+        sites = {name: tuple(shape) for name, shape in zip(
+            chains.layout.names, chains.layout.shapes, strict=True)}  # fmt: skip
+        check_compatible(resume, type(self).__name__, sites, run.num_chains, self.chain_adaptation)
+        self._adapter.step_size = resume.step_size.clone()
+        self._adapter.mass_matrix.load(resume.inverse_mass_matrix)
+        if self._adapter.adapt_step_size:
+            self._adapter.start_step_size_adaptation(None)  # from the adapted step size
+        run.offset = resume.iteration
+        grad = None if resume.grad is None else resume.grad.clone()
+        state = ChainState(chains.position, resume.potential_energy.clone(), grad)
+        self._remember(state, chains.initial_params)
+
+    def resume_state(self) -> KernelState:
+        """What a continuation of this batch of chains needs, now (during a run, or after it
+        ended): see :class:`~.state.KernelState`."""
+        run = self._run or self._finished
+        if run is None or run.last is None:
+            raise RuntimeError("no run to continue: call setup(warmup_steps, ...) and sample first")
+        params = run.layout.unflatten(run.last.position, (run.num_chains,))
+        sites = {name: tuple(shape) for name, shape in zip(
+            run.layout.names, run.layout.shapes, strict=True)}  # fmt: skip
+        device = run.last.position.device
+        return KernelState(
+            kernel=type(self).__name__,
+            num_chains=run.num_chains,
+            sites=sites,
+            params={name: value.clone() for name, value in params.items()},
+            potential_energy=run.last.potential_energy.clone(),
+            grad=None if run.last.grad is None else run.last.grad.clone(),
+            chain_adaptation=self.chain_adaptation,
+            step_size=self._adapter.step_size.clone(),
+            inverse_mass_matrix={k: v.clone() for k, v in self.inverse_mass_matrix.items()},
+            trajectory=self._trajectory_state(),
+            iteration=run.offset + run.t,
+            rng_state=torch.get_rng_state(),
+            cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        )
 
     def cleanup(self) -> None:
         """End a run: drop its state. Diagnostics, step size and mass matrix stay readable."""
@@ -416,21 +514,34 @@ class MHKernel(MCMCKernel):
         run = self._run
         if run is None:
             raise RuntimeError("call setup(warmup_steps, ...) before sample(params)")
-        if self._ravel.size == 0:  # nothing to sample
+        warmup = run.t < run.warmup_steps
+        evaluator = run.evaluator
+        evaluator.count = evaluator.warmup if warmup else evaluator.sampling
+        if run.layout.size == 0:  # nothing to sample
             self._record(None)
             return params
-        state = self._state_at(params)
-        proposal, log_accept_ratio = self.propose(state, self._adapter.step_size.unsqueeze(-1))
+        state = self.state_at(params)
+        proposal, log_accept_ratio, *extra = self.propose(
+            state, self._adapter.step_size.unsqueeze(-1)
+        )
         # One uniform per chain: chains that shared one would accept and reject together.
         u = torch.rand(run.num_chains, dtype=state.position.dtype, device=state.position.device)
         new_state, info = self.mh_step(state, proposal, log_accept_ratio, u.log())
-        if run.t < run.warmup_steps:
-            self._adapt(run.t, state, proposal, info, new_state)
+        if warmup:
+            event = self._adapter.step(run.t, new_state, info.accept_prob)
+            self.learn(state, proposal, info, event, *extra)
         batch_shape = (run.num_chains,) if run.vectorized else ()
-        new_params = self._ravel.unflatten(new_state.position, batch_shape)
+        new_params = run.layout.unflatten(new_state.position, batch_shape)
         self._remember(new_state, new_params)
         self._record(info)
         return new_params
+
+    @property
+    def iteration(self) -> int:
+        """Iterations run so far by these chains, warmup included (a continued run counts on
+        from where its state left off)."""
+        run = self._run or self._finished
+        return 0 if run is None else run.offset + run.t
 
     def logging(self) -> OrderedDict:
         """Step size and running mean acceptance probability (over chains), for Pyro's bar."""
@@ -454,23 +565,27 @@ class MHKernel(MCMCKernel):
         )
         step_sizes = self._adapter.step_size.expand(run.num_chains).tolist()
         accepted = run.accepted.tolist() if isinstance(run.accepted, Tensor) else [run.accepted]
+        evaluator = run.evaluator
         evals = {
             "potential evaluations": {
-                "warmup": run.warmup_evals.potentials,
-                "sampling": run.sampling_evals.potentials,
+                "warmup": evaluator.warmup.potentials,
+                "sampling": evaluator.sampling.potentials,
             },
             "gradient evaluations": {
-                "warmup": run.warmup_evals.gradients,
-                "sampling": run.sampling_evals.gradients,
+                "warmup": evaluator.warmup.gradients,
+                "sampling": evaluator.sampling.gradients,
             },
         }
+        extra = self._extra_diagnostics()
+        if self.keep_resume_state and run.last is not None:
+            extra["resume state"] = self.resume_state()
         return [
             {
                 "divergences": diverging[c].nonzero().flatten().tolist(),
                 "acceptance rate": accepted[c] / num_samples if num_samples else float("nan"),
                 "step size": step_sizes[c],
                 **{key: dict(value) for key, value in evals.items()},
-                **self._extra_diagnostics(),
+                **extra,
             }
             for c in range(run.num_chains)
         ]
@@ -489,87 +604,10 @@ class MHKernel(MCMCKernel):
             return per_chain[0]
         return {f"chain {c}": d for c, d in enumerate(per_chain)}
 
-    def _extra_diagnostics(self) -> dict[str, Any]:
-        """Kernel-specific diagnostics, the same for every chain (subclasses add to it)."""
-        return {}
-
     # ------------------------------------------------------------------ helpers
-
-    @property
-    def _counter(self) -> EvalCounter:
-        run = self._run
-        in_warmup = run.setting_up or run.t < run.warmup_steps
-        return run.warmup_evals if in_warmup else run.sampling_evals
-
-    def _value_and_grad(self, q: Tensor, strict: bool = False) -> tuple[Tensor, Tensor]:
-        """:math:`(U(q), \\nabla U(q))` for every chain, counted.
-
-        A numerical fault in the batched evaluation is retried chain by chain, so that only the
-        faulty chains get NaN (and a rejection); ``strict`` raises it instead (at setup).
-        """
-        counter = self._counter
-        counter.potentials += 1
-        counter.gradients += 1
-        try:
-            return value_and_grad(self._batch_potential, q, catch=False)
-        except Exception as error:
-            if strict or not is_numerical_error(error):
-                raise
-        return value_and_grad(self._loop_potential, q)
-
-    def _potential(self, q: Tensor, strict: bool = False) -> Tensor:
-        """:math:`U(q)` alone for every chain, counted; a numerical fault gives NaN."""
-        self._counter.potentials += 1
-        with torch.no_grad():
-            try:
-                return self._batch_potential(q).reshape(q.shape[:-1])
-            except Exception as error:
-                if strict or not is_numerical_error(error):
-                    raise
-            return self._loop_potential(q)
-
-    def _evaluate(self, q: Tensor, strict: bool = False) -> ChainState:
-        if self.uses_gradient:
-            return ChainState(q, *self._value_and_grad(q, strict))
-        return ChainState(q, self._potential(q, strict), None)
-
-    def _state_at(self, params: Mapping[str, Tensor]) -> ChainState:
-        """The state at ``params``: the remembered one if ``params`` is what we returned."""
-        run = self._run
-        last = run.last_params
-        if last is not None and all(params.get(n) is v for n, v in last.items()):
-            return run.last
-        batch_shape = (run.num_chains,) if run.vectorized else ()
-        q = self._ravel.flatten(params, batch_shape).reshape(run.num_chains, -1)
-        return self._evaluate(q.detach())
 
     def _remember(self, state: ChainState, params: dict[str, Tensor]) -> None:
         self._run.last, self._run.last_params = state, params
-
-    def _check_initial_state(self, state: ChainState) -> None:
-        bad = ~torch.isfinite(state.potential_energy)
-        if bool(bad.any()):
-            values = state.potential_energy[bad].tolist()
-            where = "" if bad.numel() == 1 else f" for chains {bad.nonzero().flatten().tolist()}"
-            value = values[0] if len(values) == 1 else values
-            raise ValueError(
-                f"the potential energy at the initial parameters is {value}{where}; "
-                "initial_params must be a point of finite log density"
-            )
-        if state.grad is not None and not bool(torch.isfinite(state.grad).all()):
-            mask = self._ravel.unflatten(~torch.isfinite(state.grad).any(0))
-            names = [name for name, m in mask.items() if bool(m.any())]
-            raise ValueError(
-                f"the gradient of the potential energy at the initial parameters is not finite "
-                f"for the site(s) {names}"
-            )
-
-    def _adapt(
-        self, t: int, state: ChainState, proposal: ChainState, info: StepInfo, new: ChainState
-    ) -> None:
-        """Learn from warmup iteration ``t`` (from ``state``, ``proposal`` was made and ``new``
-        is where the chains went): the step size and mass matrix, by Stan's windows."""
-        self._adapter.step(t, new, info.accept_prob)
 
     def _record(self, info: StepInfo | None) -> None:
         """Update the counters."""
@@ -587,33 +625,20 @@ class MHKernel(MCMCKernel):
         self.last_step_info = info
 
     def _find_reasonable_step_size(self, state: ChainState) -> Tensor:
-        """Double or halve each step size until one proposal's acceptance crosses the target.
-
-        The heuristic of Hoffman & Gelman (2014, Algorithm 4), with the kernel's own proposal and
-        target acceptance, for every chain at once (each chain stops when it crosses; with
-        ``chain_adaptation="pooled"`` the chains' harmonic-mean acceptance decides).
-        """
+        """The step-size search of :func:`~pyro_simplehmc.core.step_size.find_reasonable_step_size`
+        with this kernel's own trial proposal (with ``chain_adaptation="pooled"``, on the chains'
+        pooled acceptance)."""
         adapter = self._adapter
-        step_size = adapter.step_size.clone()
-
-        def direction(eps: Tensor) -> Tensor:
-            log_r = self._trial_log_accept_ratio(state, eps.unsqueeze(-1))
-            accept_prob = torch.nan_to_num(log_r, nan=-math.inf).clamp(max=0.0).exp()
-            return torch.where(adapter.pool(accept_prob) > self.target_accept_prob, 1.0, -1.0)
-
-        first = direction(step_size)
-        done = torch.zeros_like(step_size, dtype=torch.bool)
-        for _ in range(100):
-            candidate = step_size * 2.0**first
-            done = done | (candidate <= 1e-10) | (candidate >= 1e10)
-            step_size = torch.where(done, step_size, candidate)
-            done = done | (direction(step_size) != first)
-            if bool(done.all()):
-                break
-        return step_size
+        return find_reasonable_step_size(
+            adapter.step_size,
+            lambda eps: adapter.pool(
+                accept_prob(self._trial_log_accept_ratio(state, eps.unsqueeze(-1)))
+            ),
+            self.target_accept_prob,
+        )
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        # Closures over the potential are rebuilt by setup(); do not ship them to workers.
-        state["_batch_potential"] = state["_loop_potential"] = None
+        # The run holds closures over the potential, rebuilt by setup(); do not ship them.
+        state["_run"] = state["_finished"] = None
         return state

@@ -12,6 +12,7 @@ name), with this evaluation.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -21,7 +22,14 @@ from ..core.metrics import Metric
 from ..core.ravel import DictRavel
 from ._pyro_compat import numerical_error_handlers
 
-__all__ = ["NUMERICAL_ERRORS", "is_numerical_error", "leapfrog", "value_and_grad"]
+__all__ = [
+    "NUMERICAL_ERRORS",
+    "BatchEvaluator",
+    "EvaluationCount",
+    "is_numerical_error",
+    "leapfrog",
+    "value_and_grad",
+]
 
 #: Exceptions that mean "this point is numerically invalid", not "the model is wrong": they make
 #: a proposal fail (a rejection and a divergence) instead of ending the run. Pyro's own registry
@@ -159,3 +167,57 @@ def leapfrog(
         num_steps,
         grad=grad,
     )
+
+
+@dataclass
+class EvaluationCount:
+    """Potential evaluations (all of them) and gradient evaluations (those with a gradient).
+
+    A batched evaluation counts once: it is one evaluation for each chain.
+    """
+
+    potentials: int = 0
+    gradients: int = 0
+
+
+class BatchEvaluator:
+    r""":math:`U` and :math:`\nabla U` of a batch of chains, counted, faults kept to their chains.
+
+    The batch is evaluated at once (``batch_potential``); when that raises a numerical fault
+    (:func:`is_numerical_error`), it is evaluated again chain by chain (``loop_potential``), so
+    that only the faulty chains get NaN, and so a rejection. With ``strict=True`` (at setup) the
+    fault is raised instead. Any other exception is the model's, and is raised.
+
+    :param batch_potential: ``(C, D) -> (C,)``.
+    :param loop_potential: the same, one chain at a time.
+
+    :attr:`count` is where evaluations are counted: :attr:`warmup` (the default) or
+    :attr:`sampling`; the kernel switches it when warmup ends.
+    """
+
+    def __init__(self, batch_potential: Callable[[Tensor], Tensor], loop_potential: Callable):
+        self.batch_potential, self.loop_potential = batch_potential, loop_potential
+        self.warmup, self.sampling = EvaluationCount(), EvaluationCount()
+        self.count = self.warmup
+
+    def value_and_grad(self, q: Tensor, strict: bool = False) -> tuple[Tensor, Tensor]:
+        """:math:`(U(q), \\nabla U(q))`, shapes ``(C,)`` and ``(C, D)``."""
+        self.count.potentials += 1
+        self.count.gradients += 1
+        try:
+            return value_and_grad(self.batch_potential, q, catch=False)
+        except Exception as error:
+            if strict or not is_numerical_error(error):
+                raise
+        return value_and_grad(self.loop_potential, q)
+
+    def potential(self, q: Tensor, strict: bool = False) -> Tensor:
+        """:math:`U(q)` alone, shape ``(C,)``."""
+        self.count.potentials += 1
+        with torch.no_grad():
+            try:
+                return self.batch_potential(q).reshape(q.shape[:-1])
+            except Exception as error:
+                if strict or not is_numerical_error(error):
+                    raise
+            return self.loop_potential(q)

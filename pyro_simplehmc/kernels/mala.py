@@ -7,9 +7,9 @@ One Euler step of the Langevin diffusion, drifting uphill along the gradient of 
     \qquad \xi \sim \mathcal{N}(0, I), \quad C C^\top = M^{-1}.
 
 The proposal is not symmetric, so the Metropolis-Hastings ratio carries the proposal densities
-:math:`k(q' \mid q) = \mathcal{N}(q';\, q - \tfrac{\epsilon^2}{2} M^{-1}\nabla U(q),\,
-\epsilon^2 M^{-1})` in both directions. This proposal is exactly one leapfrog step of HMC with
-fresh momentum :math:`p = C^{-\top}\xi`, and the two acceptance ratios agree.
+:math:`k(q' \mid q)` and :math:`k(q \mid q')` (:mod:`pyro_simplehmc.core.proposals`). This
+proposal is exactly one leapfrog step of HMC with fresh momentum :math:`p = C^{-\top}\xi`, and
+the two acceptance ratios agree.
 """
 
 from __future__ import annotations
@@ -17,21 +17,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ..core.metrics import Metric
-from .base import ChainState, MHKernel
+from ..core.mh import ChainState
+from ..core.proposals import langevin_log_density, langevin_mean
+from .base import MHKernel
 
-
-def langevin_mean(q: Tensor, grad: Tensor, step_size: float | Tensor, metric: Metric) -> Tensor:
-    r"""The mean of the Langevin proposal, :math:`q - \tfrac{\epsilon^2}{2} M^{-1}\nabla U(q)`."""
-    return q - (0.5 * step_size**2) * metric.velocity(grad)
-
-
-def langevin_log_density(
-    q_to: Tensor, q_from: Tensor, grad_from: Tensor, step_size: float | Tensor, metric: Metric
-) -> Tensor:
-    r""":math:`\log k(q_{to} \mid q_{from})` up to a constant that cancels in the ratio."""
-    z = metric.whiten(q_to - langevin_mean(q_from, grad_from, step_size, metric)) / step_size
-    return -0.5 * (z * z).sum(-1)
+__all__ = ["MALA", "langevin_log_density", "langevin_mean"]
 
 
 class MALA(MHKernel):
@@ -56,7 +46,7 @@ class MALA(MHKernel):
         q_new = langevin_mean(q, state.grad, step_size, metric) + step_size * (
             metric.position_from_normal(noise)
         )
-        proposal = ChainState(q_new, *self._value_and_grad(q_new))
+        proposal = ChainState(q_new, *self.value_and_grad(q_new))
         # The forward move was made from `noise`, so log k(q_new | q) = -|noise|^2 / 2:
         # langevin_log_density(q_new, q, state.grad, step_size, metric) would whiten the step
         # back into the same noise, at the cost of six more vector operations.

@@ -15,7 +15,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import ChainState, MHKernel
+from ..core.mh import ChainState
+from .base import MHKernel
 
 
 class RandomWalkMH(MHKernel):
@@ -38,7 +39,7 @@ class RandomWalkMH(MHKernel):
     def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         noise = torch.randn_like(state.position)
         q_new = state.position + step_size * self.metric.position_from_normal(noise)
-        proposal = ChainState(q_new, self._potential(q_new), None)
+        proposal = ChainState(q_new, self.potential(q_new), None)
         # A symmetric proposal: k(q | q') = k(q' | q), so only the target densities remain.
         log_accept_ratio = state.potential_energy - proposal.potential_energy
         return proposal, log_accept_ratio

@@ -3,5 +3,6 @@ r"""Running the kernels: :class:`MCMC` (Pyro's runner plus ``chain_method``) and
 
 from .api import CHAIN_METHODS, MCMC
 from .arviz_io import from_pyro
+from .state import MCMCState
 
-__all__ = ["CHAIN_METHODS", "MCMC", "from_pyro"]
+__all__ = ["CHAIN_METHODS", "MCMC", "MCMCState", "from_pyro"]

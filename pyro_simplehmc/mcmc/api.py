@@ -23,8 +23,9 @@ from pyro.util import optional
 from ..core import validation as check
 from ..kernels import _pyro_compat as compat
 from ..kernels.base import MHKernel
+from .state import MCMCState
 
-__all__ = ["CHAIN_METHODS", "MCMC"]
+__all__ = ["CHAIN_METHODS", "MCMC", "MCMCState"]
 
 #: The allowed values of ``chain_method``.
 CHAIN_METHODS = ("parallel", "sequential", "vectorized")
@@ -83,6 +84,11 @@ class MCMC(pyro.infer.MCMC):
         if warmup_steps is not None:
             warmup_steps = check.nonnegative_int("warmup_steps", warmup_steps)
         self.sample_stats: dict[str, torch.Tensor] = {}
+        #: What a continuation of the last run needs (:class:`~.state.MCMCState`); ``None``
+        #: before a run, or for kernels that are not this package's.
+        self.last_state: MCMCState | None = None
+        if isinstance(kernel, MHKernel):
+            kernel.keep_resume_state = True
         if chain_method != "vectorized":
             super().__init__(
                 kernel,
@@ -108,6 +114,7 @@ class MCMC(pyro.infer.MCMC):
                     initial_params=initial_params,
                     hook=hook_fn,
                 )
+            self.disable_progbar, self.hook_fn = disable_progbar, hook_fn
             return
         if not isinstance(kernel, MHKernel):
             raise ValueError(
@@ -125,34 +132,96 @@ class MCMC(pyro.infer.MCMC):
         self.disable_progbar = disable_progbar
         self.hook_fn = hook_fn
         self.initial_params = initial_params
-        self._samples = None
-        self._args = None
-        self._kwargs = None
-        self._diagnostics = [None] * num_chains
+        compat.store_mcmc_run(self, None, [None] * num_chains, None, None)
         if save_params is not None:
             kernel.save_params = save_params
 
     @poutine.block
-    def run(self, *args: Any, **kwargs: Any) -> None:
-        """Run the chains and keep their samples (see :meth:`pyro.infer.MCMC.run`)."""
-        if self.chain_method != "vectorized":
-            super().run(*args, **kwargs)
-            return
-        self._args, self._kwargs = args, kwargs
+    def run(self, *args: Any, init_state: MCMCState | None = None, **kwargs: Any) -> None:
+        """Run the chains and keep their samples (see :meth:`pyro.infer.MCMC.run`).
+
+        :param init_state: continue the chains of an earlier run (its :attr:`last_state`, or a
+            state read with :meth:`MCMCState.load <pyro_simplehmc.mcmc.state.MCMCState.load>`)
+            instead of starting new ones: their positions, step sizes, mass matrices, trajectory
+            lengths and random stream. With ``warmup_steps=0`` the draws are the ones the earlier
+            run would have made next. Chains that ran ``"parallel"`` or ``"sequential"``
+            continue one after the other in this process.
+        """
+        resuming = init_state is not None
+        if resuming:
+            self._check_state(init_state)
+            self.kernel.initial_state = list(init_state.kernels)
+        self.last_state = None
+        if self.chain_method == "vectorized":
+            self._run_vectorized(args, kwargs)
+        else:
+            sampler = self.sampler
+            if resuming:  # Pyro's worker processes cannot be handed a chain's state
+                self.sampler = compat.sequential_sampler(
+                    self.kernel, self.num_samples, self.warmup_steps, self.num_chains,
+                    self.disable_progbar, hook=self.hook_fn,
+                )  # fmt: skip
+            try:
+                super().run(*args, **kwargs)
+            finally:
+                self.sampler = sampler
+            self._collect_states()
+
+    @property
+    def kernel_diagnostics(self) -> list[dict[str, Any]]:
+        """The kernel's :meth:`~pyro_simplehmc.MHKernel.diagnostics` of each chain of the last
+        run, as a list (without the ESS and R-hat that :meth:`diagnostics` computes first)."""
+        return list(compat.mcmc_chain_diagnostics(self) or [])
+
+    def _check_state(self, state: MCMCState) -> None:
+        if not isinstance(state, MCMCState):
+            raise ValueError(
+                "init_state must be an MCMCState (an earlier run's mcmc.last_state); got "
+                f"{type(state).__name__}"
+            )
+        if not isinstance(self.kernel, MHKernel):
+            raise ValueError(
+                f"init_state continues this package's kernels; {type(self.kernel).__name__} "
+                "keeps no state to continue from"
+            )
+        if state.num_chains != self.num_chains:
+            raise ValueError(
+                f"init_state holds {state.num_chains} chain(s); this MCMC has "
+                f"num_chains={self.num_chains}"
+            )
+        vectorized = state.chain_method == "vectorized"
+        if vectorized != (self.chain_method == "vectorized"):
+            allowed = '"vectorized"' if vectorized else '"parallel" or "sequential"'
+            raise ValueError(
+                f'init_state comes from a chain_method="{state.chain_method}" run and resumes '
+                f'with chain_method={allowed}; this MCMC has "{self.chain_method}"'
+            )
+
+    def _collect_states(self) -> None:
+        """Take each chain's state out of the kernel diagnostics the run collected."""
+        per_chain = compat.mcmc_chain_diagnostics(self) or []
+        states = [d.pop("resume state", None) if isinstance(d, dict) else None for d in per_chain]
+        if states and all(state is not None for state in states):
+            self.last_state = MCMCState(self.chain_method, self.num_chains, states)
+
+    def _run_vectorized(self, args, kwargs) -> None:
         with optional(
             pyro.validation_enabled(not self.disable_validation),
             self.disable_validation is not None,
         ):
             args = [arg.detach() if torch.is_tensor(arg) else arg for arg in args]
-            samples = self._run_batch(args, kwargs)
-        if self.transforms is None:
-            self._set_transforms(*args, **kwargs)
-        self._samples = {
+            samples, diagnostics = self._run_batch(args, kwargs)
+        if self.transforms is None:  # as Pyro's MCMC: the kernel's, found at setup
+            self.transforms = self.kernel.transforms or {}
+        samples = {
             name: self.transforms[name].inv(z) if name in self.transforms else z
             for name, z in samples.items()
         }
+        compat.store_mcmc_run(self, samples, diagnostics, tuple(args), kwargs)
 
-    def _run_batch(self, args, kwargs) -> dict[str, torch.Tensor]:
+    def _run_batch(self, args, kwargs) -> tuple[dict[str, torch.Tensor], list[dict]]:
+        """The vectorized run: setup, warmup, sampling into preallocated ``(C, N, ...)``
+        tensors; returns the draws and each chain's diagnostics."""
         kernel, num_chains = self.kernel, self.num_chains
         warmup_steps, num_samples = self.warmup_steps, self.num_samples
         kernel.initial_params = self.initial_params
@@ -179,12 +248,16 @@ class MCMC(pyro.infer.MCMC):
                 for name in names:
                     samples[name][:, i] = params[name]
                 stats.record(i, kernel)
-            self._diagnostics = kernel.chain_diagnostics()
+            # The state first: nothing may draw from the random stream in between.
+            self.last_state = MCMCState("vectorized", num_chains, [kernel.resume_state()])
+            kernel.keep_resume_state = False  # one state for the batch, not one per chain
+            diagnostics = kernel.chain_diagnostics()
         finally:
+            kernel.keep_resume_state = True
             progress_bar.close()
             kernel.cleanup()
         self.sample_stats = stats.stats
-        return samples
+        return samples, diagnostics
 
 
 class _StatsRecorder:
@@ -196,7 +269,7 @@ class _StatsRecorder:
 
     def record(self, i: int, kernel: MHKernel) -> None:
         info = kernel.last_step_info
-        step_size = kernel._adapter.step_size.expand(self.shape[0])
+        step_size = kernel.chain_step_size
         values = {
             "accept_prob": info.accept_prob,
             "diverging": info.diverging,

@@ -239,7 +239,7 @@ def test_one_threshold_and_one_mcse_everywhere():
 
 
 def test_runner_reads_diagnostics_through_the_public_kernel_api():
-    # mcmc._diagnostics is private to Pyro; the hook reads kernel.diagnostics() instead.
+    # mcmc.kernel_diagnostics is private to Pyro; the hook reads kernel.diagnostics() instead.
     assert "_diagnostics" not in inspect.getsource(runner)
 
 

@@ -47,7 +47,7 @@ def proposal_and_momentum(kernel: SimpleHMC, q: torch.Tensor, seed: int):
     """The kernel's proposal from ``q``, and the momentum it drew (replayed from the same seed)."""
     # The kernel works on a batch of chains, positions (C, D): here one chain.
     chains = q.unsqueeze(0)
-    state = ChainState(chains, *kernel._value_and_grad(chains))
+    state = ChainState(chains, *kernel.value_and_grad(chains))
     torch.manual_seed(seed)
     step_size = torch.tensor([[kernel.step_size]], dtype=chains.dtype)
     proposal, log_accept_ratio = kernel.propose(state, step_size)

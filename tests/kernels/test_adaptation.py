@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pyro_simplehmc import MALA, MCMC, RandomWalkMH, SimpleHMC
-from pyro_simplehmc.kernels.adaptation import BatchWelford
+from pyro_simplehmc.core.welford import BatchWelford
 
 RHO = 0.95
 COV_2D = torch.tensor([[1.0, RHO], [RHO, 1.0]], dtype=torch.float64)
@@ -55,7 +55,7 @@ def test_single_proposal_acceptance_lands_near_the_target(kernel_class, target, 
     """Measured over 8 chains: mean deviations 0.005-0.027, largest single deviation 0.124."""
     kernel = kernel_class(potential_fn=target, batched_potential=True)
     mcmc = run(kernel, dim)
-    rates = np.array([chain["acceptance rate"] for chain in mcmc._diagnostics])
+    rates = np.array([chain["acceptance rate"] for chain in mcmc.kernel_diagnostics])
     deviation = rates - kernel.target_accept_prob
     assert abs(deviation.mean()) < 0.05, rates  # no bias
     assert np.abs(deviation).max() < 0.15, rates  # and no chain far off
@@ -73,7 +73,8 @@ def test_per_chain_adaptation_is_the_one_chain_adaptation():
         plain_kernel, num_samples=10, warmup_steps=200, initial_params=init, disable_progbar=True
     )
     plain.run()
-    assert batch._diagnostics[0]["step size"] == pytest.approx(plain_kernel.step_size, rel=1e-6)
+    step_size = batch.kernel_diagnostics[0]["step size"]
+    assert step_size == pytest.approx(plain_kernel.step_size, rel=1e-6)
 
 
 def test_batched_welford_matches_the_sample_covariance():

@@ -162,7 +162,7 @@ def test_mala_forward_density_from_the_noise_equals_the_full_formula(inverse_mas
     )
     kernel.initial_params = {"x": torch.tensor([0.5, -1.0, 2.0], dtype=torch.float64)}
     kernel.setup(0)
-    state = kernel._state_at(kernel.initial_params)
+    state = kernel.state_at(kernel.initial_params)
     for seed in range(5):
         torch.manual_seed(seed)
         proposal, log_ratio = kernel.propose(state, 0.8)

@@ -4,11 +4,10 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import MCMC
 
-from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC, from_pyro
-from pyro_simplehmc.kernels.base import ChainState
+from pyro_simplehmc import MALA, MCMC, ChainState, RandomWalkMH, SimpleHMC, from_pyro
 from pyro_simplehmc.mcmc.arviz_compat import group
+from tests.broken_kernels import HMCWithoutMetropolis, MALAWithoutProposalDensity
 from tests.moments import max_abs_z, moment_z_scores
 
 RHO = 0.95
@@ -73,20 +72,6 @@ def test_acceptance_lands_near_target(gaussian_runs, cls):
         assert abs(rate - target) < 0.1, (rate, target)
 
 
-class NoCorrectionHMC(SimpleHMC):
-    """A deliberately broken HMC: it accepts every trajectory (no Metropolis correction)."""
-
-    def propose(self, state, step_size):
-        proposal, _ = super().propose(state, step_size)
-        return proposal, torch.zeros((), dtype=state.position.dtype)
-
-
-class NoDensityTermMALA(MALA):
-    """A deliberately broken MALA: it drops the proposal-density ratio."""
-
-    def propose(self, state, step_size):
-        proposal, _ = super().propose(state, step_size)
-        return proposal, state.potential_energy - proposal.potential_energy
 
 
 # Each broken kernel next to its correct twin, with the same settings and seeds.
@@ -94,13 +79,13 @@ BROKEN = {
     # Adapting as it would in a user's run: with every proposal "accepted", dual averaging
     # cannot find a step size and the chain ends up stuck or exploding.
     "hmc-without-correction": (
-        NoCorrectionHMC,
+        HMCWithoutMetropolis,
         SimpleHMC,
         # A given length: once its step size has collapsed, the broken kernel's trajectories
         # would never turn, and learning a length would cost the longest search every iteration.
         {"target_accept_prob": 0.8, "step_size_jitter": 0.2, "num_steps": 10},
     ),
-    "mala-without-density-term": (NoDensityTermMALA, MALA, {"step_size": 0.4, **FIXED}),
+    "mala-without-density-term": (MALAWithoutProposalDensity, MALA, {"step_size": 0.4, **FIXED}),
 }
 # MALA with a unit mass on this correlated target mixes slowly (ESS ~ 1-2% of draws): more draws
 # keep its MCSE estimate reliable.
@@ -161,9 +146,9 @@ def test_mala_is_one_step_hmc():
     for kernel in kernels:
         kernel.initial_params = {"x": torch.tensor([0.3, -1.2], dtype=torch.float64)}
         kernel.setup(0)
-        state = kernel._state_at(kernel.initial_params)
+        state = kernel.state_at(kernel.initial_params)
         torch.manual_seed(7)
-        outs.append(kernel.propose(state, kernel.step_size))
+        outs.append(kernel.propose(state, torch.tensor([[kernel.step_size]]))[:2])
     (mala_state, mala_log_r), (hmc_state, hmc_log_r) = outs
     assert torch.allclose(mala_state.position, hmc_state.position, atol=1e-12)
     assert torch.allclose(mala_log_r, hmc_log_r, atol=1e-12)
@@ -361,4 +346,4 @@ def test_chain_state_is_reused_not_recomputed():
     for _ in range(5):
         params = kernel.sample(params)
     assert kernel.diagnostics()["gradient evaluations"]["sampling"] == 15
-    assert isinstance(kernel._run.last, ChainState)
+    assert isinstance(kernel.chain_state, ChainState)

@@ -9,9 +9,8 @@ import pyro
 import pyro.distributions as dist
 import pytest
 import torch
-from pyro.infer import MCMC
 
-from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
+from pyro_simplehmc import MALA, MCMC, RandomWalkMH, SimpleHMC
 from tests.moments import chain_diagnostics, moment_z_scores
 
 D = 50

@@ -34,8 +34,8 @@ def test_jit_compile_gives_the_same_potential_and_runs(cls):
         kernel = cls(regression, jit_compile=jit, ignore_jit_warnings=True)
         kernel.initial_params = start
         kernel.setup(0, x, y)
-        q = kernel._ravel.flatten(start)
-        values.append(kernel._value_and_grad(q) if kernel.uses_gradient else kernel._potential(q))
+        q = kernel.layout.flatten(start)
+        values.append(kernel.value_and_grad(q) if kernel.uses_gradient else kernel.potential(q))
     plain, jitted = values
     if isinstance(plain, tuple):
         assert torch.allclose(plain[0], jitted[0]) and torch.allclose(plain[1], jitted[1])

@@ -19,7 +19,8 @@ import torch
 from pyro_simplehmc import MCMC, SimpleHMC
 from pyro_simplehmc.checks.testing import mcse_z_test
 from pyro_simplehmc.core import chees, turning
-from pyro_simplehmc.core.integrators import leapfrog_flat, leapfrog_to_u_turn
+from pyro_simplehmc.core.integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
+from pyro_simplehmc.core.metrics import Metric
 from pyro_simplehmc.kernels.evaluation import value_and_grad
 
 
@@ -73,7 +74,7 @@ def test_default_mixes_coordinates_and_squares_on_a_100d_gaussian(options):
     if not options:  # measured at seeds 0 and 1: 644 and 1101, 156 and 116 of 1000
         assert ess >= 250 and ess_squares >= 100, (ess, ess_squares)
         # The realised acceptance in 100 dimensions (1-D and 3-D: below); measured 0.74, 0.82.
-        rate = mcmc._diagnostics[0]["acceptance rate"]
+        rate = mcmc.kernel_diagnostics[0]["acceptance rate"]
         assert abs(rate - kernel.target_accept_prob) < 0.1, rate
         # Whitened, every direction has sd about 1 and turns after about pi: T = 0.45 t_0.9.
         assert 1.0 < kernel.learned_trajectory_length.item() < 2.5
@@ -116,7 +117,7 @@ def test_realised_acceptance_lands_near_the_target(variances, adapt_mass_matrix)
         adapt_mass_matrix=adapt_mass_matrix,
     )
     mcmc = run(kernel, len(variances), num_samples=500, num_chains=16, chain_method="vectorized")
-    rates = np.array([chain["acceptance rate"] for chain in mcmc._diagnostics])
+    rates = np.array([chain["acceptance rate"] for chain in mcmc.kernel_diagnostics])
     target = kernel.target_accept_prob
     assert abs(rates.mean() - target) < 0.1, rates
     assert np.all(np.abs(rates - target) < 0.2), rates
@@ -126,7 +127,7 @@ def test_the_fixed_length_is_one_argument_away():
     kernel = SimpleHMC(potential_fn=diagonal_gaussian(torch.ones(2)), num_steps=7,
                        num_steps_jitter=0.0)
     mcmc = run(kernel, 2, num_samples=50, warmup_steps=0)
-    assert mcmc._diagnostics[0]["gradient evaluations"]["sampling"] == 50 * 7
+    assert mcmc.kernel_diagnostics[0]["gradient evaluations"]["sampling"] == 50 * 7
 
 
 @pytest.mark.parametrize(
@@ -144,13 +145,17 @@ def test_random_lengths_are_uniform_around_the_mean(jitter, expected):
     kernel.initial_params = {"x": torch.zeros(2, dtype=torch.float64)}
     kernel.setup(0)
     torch.manual_seed(0)
-    draws = [kernel._jittered(torch.ones(1, 1))[1] for _ in range(4000)]
+    draws = [kernel.trajectory.plan(torch.ones(1, 1), 0, False).num_steps for _ in range(4000)]
     counts = np.bincount(draws, minlength=12) / 4000
     for k in range(12):
         assert abs(counts[k] - expected.get(k, 0.0)) < 0.02, counts
 
 
 # ---------------------------------------------------------------------------- turning times
+
+
+#: M = I: its velocity(p) is p itself, in any dimension.
+UNIT = Metric.identity(1)
 
 
 def harmonic(q):
@@ -163,10 +168,8 @@ def turn(q, p, step_size=0.01, num_steps=3, max_steps=2000, potential=harmonic):
 
     u, grad = value_and_grad_fn(q)
     step = torch.full((*q.shape[:-1], 1), step_size, dtype=q.dtype)
-    return leapfrog_to_u_turn(
-        q, p, value_and_grad_fn, lambda m: m, step, num_steps, grad, u, max_steps,
-        lambda m: 0.5 * (m**2).sum(-1), 1000.0,
-    )
+    start = IntegratorState(q, p, u, grad)
+    return leapfrog_to_u_turn(start, value_and_grad_fn, UNIT, step, num_steps, max_steps, 1000.0)
 
 
 def test_a_trajectory_turns_after_half_a_period():
@@ -220,8 +223,8 @@ def test_a_diverging_trajectory_stops_looking_for_its_turn():
     q, p = torch.ones(1, 1, dtype=torch.float64), torch.ones(1, 1, dtype=torch.float64)
     u, grad = value_and_grad_fn(q)
     step = torch.full((1, 1), 0.1, dtype=torch.float64)
-    _, time = leapfrog_to_u_turn(q, p, value_and_grad_fn, lambda m: m, step, 1, grad, u, 1000,
-                                 lambda m: 0.5 * (m**2).sum(-1), 1000.0)
+    _, time = leapfrog_to_u_turn(IntegratorState(q, p, u, grad), value_and_grad_fn, UNIT, step, 1,
+                                 1000, 1000.0)
     assert torch.isnan(time).all() and len(calls) < 100, len(calls)
 
 
@@ -251,20 +254,20 @@ def test_the_learned_length_is_per_chain_or_shared_and_fixed_after_warmup():
         assert length.shape == shape and torch.isfinite(length).all()
         # The widest direction has sd sqrt(1.95) = 1.4 whitened: T near 1.4 * 1.4 = 2.
         assert ((1.0 < length) & (length < 3.5)).all(), length
-        diagnostics = mcmc._diagnostics[0]
+        diagnostics = mcmc.kernel_diagnostics[0]
         assert diagnostics["trajectory length"] == (length.tolist() if shape == (4,)
                                                    else length.item())
         # Sampling costs what the learned length says: a mean of about T / eps + 1/2 steps
         # per iteration (the ceiling), for the longest chain of the batch.
         mean_steps = diagnostics["gradient evaluations"]["sampling"] / 100
-        expected = float((length / kernel._adapter.step_size).max()) + 0.5
+        expected = float((length / kernel.chain_step_size).max()) + 0.5
         assert mean_steps == pytest.approx(expected, rel=0.25)
 
 
 def test_without_warmup_the_default_mean_is_ten_steps():
     kernel = SimpleHMC(potential_fn=diagonal_gaussian(torch.ones(2)), num_steps_jitter=0.0)
     mcmc = run(kernel, 2, num_samples=50, warmup_steps=0)
-    assert mcmc._diagnostics[0]["gradient evaluations"]["sampling"] == 50 * 10
+    assert mcmc.kernel_diagnostics[0]["gradient evaluations"]["sampling"] == 50 * 10
     assert kernel.fixed is None and kernel.num_steps == SimpleHMC.DEFAULT_NUM_STEPS
 
 
@@ -309,7 +312,7 @@ def test_chees_beats_the_default_per_gradient_on_a_100d_gaussian():
         )
         mcmc = run(kernel, 100, num_chains=8, num_samples=300, chain_method="vectorized")
         x = mcmc.get_samples(group_by_chain=True)["x"]
-        gradients = 8 * mcmc._diagnostics[0]["gradient evaluations"]["sampling"]
+        gradients = 8 * mcmc.kernel_diagnostics[0]["gradient evaluations"]["sampling"]
         per_gradient[adapt] = min(min_ess(x), min_ess(x**2)) / gradients
     assert per_gradient[True] > 1.5 * per_gradient[False], per_gradient
 

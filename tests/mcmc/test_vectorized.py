@@ -127,9 +127,10 @@ def test_each_chain_is_its_own_chain(kernel_class):
     mcmc = run(kernel, initial_params=gaussian_init(16))
     x = mcmc.get_samples(group_by_chain=True)["x"]
     assert not torch.equal(x[0], x[1])
-    for chain in mcmc._diagnostics:
+    for chain in mcmc.kernel_diagnostics:
         assert abs(chain["acceptance rate"] - kernel.target_accept_prob) < 0.15, chain
-    assert len({round(c["step size"], 12) for c in mcmc._diagnostics}) == 16  # per-chain steps
+    step_sizes = {round(c["step size"], 12) for c in mcmc.kernel_diagnostics}
+    assert len(step_sizes) == 16  # one per chain
     result = chain_independence_test(x)
     assert result.passed, result
     truth = mcse_z_test(x, torch.zeros(3), torch.eye(3))
@@ -201,14 +202,14 @@ def test_a_fault_in_one_chain_leaves_the_others_untouched(kind):
     clean, faulty = go(faulty_potential("none")), go(faulty_potential(kind))
     x_clean = clean.get_samples(group_by_chain=True)["x"]
     x_faulty = faulty.get_samples(group_by_chain=True)["x"]
-    hit = [bool(d["divergences"]) for d in faulty._diagnostics]
+    hit = [bool(d["divergences"]) for d in faulty.kernel_diagnostics]
     assert any(hit) and not all(hit), hit
     for c, was_hit in enumerate(hit):
         if not was_hit:  # never reached the region: exactly the clean chain
             assert torch.equal(x_clean[c], x_faulty[c]), c
     assert (x_faulty[..., 0] <= 2.7).all()  # no chain ever stood in the invalid region
     assert faulty.sample_stats["diverging"].sum() == sum(
-        len(d["divergences"]) for d in faulty._diagnostics
+        len(d["divergences"]) for d in faulty.kernel_diagnostics
     )
 
 
@@ -265,7 +266,7 @@ def test_models_wrong_under_a_plate_are_detected_and_still_correct(model, path, 
 
 def test_jit_compile_applies_to_the_batched_potential():
     mcmc = run(SimpleHMC(beta_bernoulli, jit_compile=True), num_chains=4, args=(BERNOULLI_DATA,))
-    assert isinstance(mcmc.kernel._batch_potential, torch.jit.ScriptFunction)
+    assert mcmc.kernel.potential_path == "plate, jit"
     p = mcmc.get_samples(group_by_chain=True)["p"]
     result = mcse_z_test(p.unsqueeze(-1), [BETA_MEAN], torch.tensor([[BETA_VAR]]))
     assert result.passed, result
