@@ -70,6 +70,12 @@ class _Run:
     last_params: dict[str, Tensor] | None = None
 
 
+def _sites(state: KernelState, vectorized: bool) -> dict[str, Tensor]:
+    """A state's positions by site: with the chain dimension for a batch, without for one chain
+    run alone."""
+    return {name: v.clone() if vectorized else v[0].clone() for name, v in state.params.items()}
+
+
 class MHKernel(MCMCKernel):
     r"""Base class: a Metropolis-Hastings kernel for :class:`pyro.infer.MCMC`.
 
@@ -389,9 +395,9 @@ class MHKernel(MCMCKernel):
         resume = self._resume.pop(0) if self._resume else None
         initial_params = self._user_initial_params
         if resume is not None:
-            initial_params = {
-                k: v if vectorized else v[0] for k, v in resume.params.items()
-            }
+            # A model finds its own sites (the state is checked against them after); a
+            # potential_fn starts from the state's.
+            initial_params = None if self.model is not None else _sites(resume, vectorized)
         chains = initialize_chains(
             model=self.model,
             potential_fn=self.potential_fn,
@@ -472,9 +478,12 @@ class MHKernel(MCMCKernel):
         if self._adapter.adapt_step_size:
             self._adapter.start_step_size_adaptation(None)  # from the adapted step size
         run.offset = resume.iteration
+        params = _sites(resume, run.vectorized)
+        batch_shape = (run.num_chains,) if run.vectorized else ()
+        position = run.layout.flatten(params, batch_shape).reshape(run.num_chains, -1)
         grad = None if resume.grad is None else resume.grad.clone()
-        state = ChainState(chains.position, resume.potential_energy.clone(), grad)
-        self._remember(state, chains.initial_params)
+        self._initial_params = params
+        self._remember(ChainState(position, resume.potential_energy.clone(), grad), params)
 
     def resume_state(self) -> KernelState:
         """What a continuation of this batch of chains needs, now (during a run, or after it

@@ -193,7 +193,12 @@ class SimpleHMC(MHKernel):
 
     # ------------------------------------------------------------------ the algorithm
 
-    def propose(self, state: ChainState, step_size: Tensor):
+    def propose(self, state: ChainState, step_size: Tensor | float):
+        r"""A trajectory from each chain's state: the proposals, :math:`\log r`, and the
+        :class:`~pyro_simplehmc.kernels.trajectory.TrajectoryInfo` that the length policy learns
+        from during warmup."""
+        if not isinstance(step_size, Tensor):  # a number, as in the tutorial's hand-run lines
+            step_size = state.position.new_full((1, 1), step_size)
         run = self._run
         warmup = run.t < run.warmup_steps
         plan = self.trajectory.plan(step_size, self.iteration, warmup)

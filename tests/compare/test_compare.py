@@ -10,7 +10,6 @@ import math
 import arviz as az
 import numpy as np
 import pytest
-import torch
 from pyro.infer import HMC
 
 from pyro_simplehmc import RandomWalkMH, SimpleHMC
@@ -19,6 +18,7 @@ from pyro_simplehmc.compare import as_kernel_spec, bonferroni_threshold, compare
 from pyro_simplehmc.compare.report import format_table, write_csv, write_json
 from pyro_simplehmc.compare.runner import KERNELS, run_chain
 from pyro_simplehmc.compare.scaling import fit_slope
+from tests.broken_kernels import HMCWithoutMetropolis
 
 NUM_SAMPLES, WARMUP, CHAINS, STEPS = 200, 50, 2, 5
 
@@ -141,12 +141,7 @@ def test_report_files(tiny, tmp_path):
     assert data["results"][1]["summary"]["sampling_gradient_evals"] == CHAINS * STEPS * NUM_SAMPLES
 
 
-class NoCorrectionHMC(SimpleHMC):
-    """Broken on purpose: accepts every trajectory (no Metropolis correction)."""
-
-    def propose(self, state, step_size):
-        proposal, log_accept_ratio = super().propose(state, step_size)
-        return proposal, torch.zeros_like(log_accept_ratio)
+NoCorrectionHMC = HMCWithoutMetropolis
 
 
 def test_validation_fails_a_kernel_without_metropolis_correction():

@@ -36,6 +36,7 @@ from pyro_simplehmc.compare import (
 )
 from pyro_simplehmc.compare.problems import from_model
 from pyro_simplehmc.compare.report import format_table
+from tests.broken_kernels import HMCWithoutMetropolis
 
 FIXED = {"adapt_step_size": False, "adapt_mass_matrix": False, "num_steps_jitter": 0.0}
 
@@ -56,12 +57,7 @@ def unit_normal(dim: int = 2) -> None:
     pyro.sample("x", dist.Normal(torch.zeros(dim, dtype=torch.float64), 1.0).to_event(1))
 
 
-class NoCorrectionHMC(SimpleHMC):
-    """Broken on purpose: accepts every trajectory (no Metropolis correction)."""
-
-    def propose(self, state, step_size):
-        proposal, log_accept_ratio = super().propose(state, step_size)
-        return proposal, torch.zeros_like(log_accept_ratio)
+NoCorrectionHMC = HMCWithoutMetropolis
 
 
 def hmc(cls):

@@ -50,7 +50,7 @@ def proposal_and_momentum(kernel: SimpleHMC, q: torch.Tensor, seed: int):
     state = ChainState(chains, *kernel.value_and_grad(chains))
     torch.manual_seed(seed)
     step_size = torch.tensor([[kernel.step_size]], dtype=chains.dtype)
-    proposal, log_accept_ratio = kernel.propose(state, step_size)
+    proposal, log_accept_ratio, _ = kernel.propose(state, step_size)
     torch.manual_seed(seed)
     momentum = kernel.metric.momentum_from_normal(torch.randn_like(chains))[0]
     one = ChainState(*(None if x is None else x[0] for x in proposal))
