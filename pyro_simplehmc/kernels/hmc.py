@@ -168,6 +168,9 @@ class SimpleHMC(MHKernel):
                 )
             policy = ChEES(self.trajectory_length)
             chain_adaptation = "pooled"
+            # As ChEES prescribes: the harmonic mean, so that a stuck chain pulls the step down
+            # (the first step-size search included).
+            self.pooled_statistic = "harmonic"
             if target_accept_prob is None:
                 target_accept_prob = self.chees_target_accept_prob
         #: The trajectory-length policy (:mod:`pyro_simplehmc.kernels.trajectory`).
@@ -267,9 +270,6 @@ class SimpleHMC(MHKernel):
         super()._setup(warmup_steps, num_chains, args, kwargs)
 
     def _start_run(self) -> None:
-        if self.adapt_trajectory_length:
-            # As ChEES prescribes: the harmonic mean, so that a stuck chain pulls the step down.
-            self._adapter.pooled_statistic = "harmonic"
         self.trajectory.start(self._adapter.step_size)
 
     def _trajectory_state(self) -> dict[str, Any]:
