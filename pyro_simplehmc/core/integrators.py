@@ -65,15 +65,15 @@ def leapfrog_flat(
     if isinstance(num_steps, Tensor):
         # One number of steps per chain: a chain that has taken its steps takes steps of size
         # zero, which leave it exactly where it is, while the others go on.
-        longest = int(num_steps.max())
-        step_sizes = [step_size * (i < num_steps).unsqueeze(-1) for i in range(longest)]
+        steps = [step_size * (i < num_steps).unsqueeze(-1) for i in range(int(num_steps.max()))]
+        steps = [(eps, 0.5 * eps) for eps in steps]
     else:
-        step_sizes = [step_size] * num_steps
-    for eps in step_sizes:
-        p = p - (0.5 * eps) * grad
+        steps = [(step_size, 0.5 * step_size)] * num_steps
+    for eps, half in steps:
+        p = p - half * grad
         q = q + eps * velocity_fn(p)
         potential_energy, grad = value_and_grad_fn(q)
-        p = p - (0.5 * eps) * grad
+        p = p - half * grad
     return IntegratorState(q, p, potential_energy, grad)
 
 

@@ -419,7 +419,9 @@ class MHKernel(MCMCKernel):
             self.potential_fn, self.transforms = chains.potential_fn, chains.transforms
         self._initial_params = chains.initial_params
         layout = chains.layout
-        evaluator = BatchEvaluator(chains.batch_potential, chains.loop_potential)
+        evaluator = BatchEvaluator(
+            chains.batch_potential, chains.loop_potential, one_chain=num_chains == 1
+        )
         run = self._run = _Run(
             warmup_steps, num_chains, vectorized, layout, evaluator, chains.potential_path
         )

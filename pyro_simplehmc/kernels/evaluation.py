@@ -64,9 +64,9 @@ def value_and_grad(
     so the proposal that reached this point is rejected rather than the run crashing; any other
     exception is raised.
 
-    This runs once per leapfrog step, so it adds nothing to the autograd graph beyond the
-    potential itself: every extra recorded operation (a reshape, a sum, a view) costs a few
-    microseconds forward and backward, which is 10% of a cheap gradient.
+    This runs once per leapfrog step, so it adds as little as it can to the autograd graph
+    beyond the potential itself (a batch's energies are summed: each chain's gradient is the
+    gradient of the sum).
 
     :param potential_fn: maps a flat position (shape ``batch + (D,)``) to potential energies
         (shape ``batch``, or ``batch + (1,)``).
@@ -83,12 +83,9 @@ def value_and_grad(
                 u = potential_fn(q)
         if not u.requires_grad:  # a potential that does not depend on q
             grad = torch.zeros_like(q)
-        elif u.dim() == 0:
-            (grad,) = torch.autograd.grad(u, q, allow_unused=True)
         else:
-            # Seeding with ones gives the gradient of u.sum(), each batch member's own gradient,
-            # without a reduction node in the graph.
-            (grad,) = torch.autograd.grad(u, q, grad_outputs=torch.ones_like(u), allow_unused=True)
+            # Not grad_outputs=ones: checking their shapes costs more than the sum's node.
+            (grad,) = torch.autograd.grad(u if u.dim() == 0 else u.sum(), q, allow_unused=True)
     except Exception as error:
         if not catch or not is_numerical_error(error):
             raise
@@ -188,15 +185,23 @@ class BatchEvaluator:
     that only the faulty chains get NaN, and so a rejection. With ``strict=True`` (at setup) the
     fault is raised instead. Any other exception is the model's, and is raised.
 
-    :param batch_potential: ``(C, D) -> (C,)``.
-    :param loop_potential: the same, one chain at a time.
+    :param batch_potential: ``(C, D) -> (C,)``; with ``one_chain``, ``(D,) -> ()``, evaluated on
+        the batch's only chain (so that the autograd graph holds no view of the batch).
+    :param loop_potential: ``(C, D) -> (C,)``, one chain at a time.
+    :param bool one_chain: the batch is one chain.
 
     :attr:`count` is where evaluations are counted: :attr:`warmup` (the default) or
     :attr:`sampling`; the kernel switches it when warmup ends.
     """
 
-    def __init__(self, batch_potential: Callable[[Tensor], Tensor], loop_potential: Callable):
+    def __init__(
+        self,
+        batch_potential: Callable[[Tensor], Tensor],
+        loop_potential: Callable,
+        one_chain: bool = False,
+    ):
         self.batch_potential, self.loop_potential = batch_potential, loop_potential
+        self.one_chain = one_chain
         self.warmup, self.sampling = EvaluationCount(), EvaluationCount()
         self.count = self.warmup
 
@@ -205,6 +210,9 @@ class BatchEvaluator:
         self.count.potentials += 1
         self.count.gradients += 1
         try:
+            if self.one_chain:
+                u, grad = value_and_grad(self.batch_potential, q[0], catch=False)
+                return u.reshape(1), grad.unsqueeze(0)
             return value_and_grad(self.batch_potential, q, catch=False)
         except Exception as error:
             if strict or not is_numerical_error(error):
@@ -216,6 +224,8 @@ class BatchEvaluator:
         self.count.potentials += 1
         with torch.no_grad():
             try:
+                if self.one_chain:
+                    return self.batch_potential(q[0]).reshape(1)
                 return self.batch_potential(q).reshape(q.shape[:-1])
             except Exception as error:
                 if strict or not is_numerical_error(error):

@@ -60,11 +60,12 @@ def loop_potential(potential_fn: Callable, ravel: DictRavel) -> BatchedPotential
     return potential
 
 
-def single_chain_potential(potential_fn: Callable, ravel: DictRavel) -> BatchedPotential:
-    """A batch of one chain: the one-chain potential on ``q[0]`` without a Python loop."""
+def single_chain_potential(potential_fn: Callable, ravel: DictRavel) -> Callable:
+    """One chain's potential on its flat position, ``(D,) -> ()``: Pyro's own, on the sites
+    (for one site, the flat position itself: nothing is added to the autograd graph)."""
 
-    def potential(q: Tensor) -> Tensor:
-        return potential_fn(ravel.unflatten(q, batch_shape=())).reshape(1)
+    def potential(x: Tensor) -> Tensor:
+        return potential_fn(ravel.unflatten(x))
 
     return potential
 
