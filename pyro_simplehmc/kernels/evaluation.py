@@ -78,14 +78,16 @@ def value_and_grad(
     try:
         if torch.is_grad_enabled():
             u = potential_fn(q)
+            # Not grad_outputs=ones: checking their shapes costs more than the sum's node.
+            total = u if u.dim() == 0 else u.sum()
         else:  # called under torch.no_grad(): autograd must still record the potential
             with torch.enable_grad():
                 u = potential_fn(q)
+                total = u if u.dim() == 0 else u.sum()
         if not u.requires_grad:  # a potential that does not depend on q
             grad = torch.zeros_like(q)
         else:
-            # Not grad_outputs=ones: checking their shapes costs more than the sum's node.
-            (grad,) = torch.autograd.grad(u if u.dim() == 0 else u.sum(), q, allow_unused=True)
+            (grad,) = torch.autograd.grad(total, q, allow_unused=True)
     except Exception as error:
         if not catch or not is_numerical_error(error):
             raise
