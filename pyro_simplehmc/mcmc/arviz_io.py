@@ -341,13 +341,15 @@ def _check_coords_dims(
     pred_dims: Mapping[str, Sequence[str]] | None,
     shapes: Mapping[str, Mapping[str, tuple[int, ...]]],
 ) -> None:
-    """``dims`` and ``pred_dims`` name variables of the result, with one dimension name per
-    axis after ``chain`` and ``draw`` of the groups they describe, each dimension of one size;
+    """``dims`` and ``pred_dims`` give one dimension name per axis after ``chain`` and ``draw``
+    of each variable they name in the groups they describe, each dimension of one size;
     ``coords`` give as many values as each dimension they name has.
+
+    Entries for variables or dimensions that this conversion does not have are ignored, as
+    both arviz lines do, so that one ``dims`` serves a notebook's several calls.
 
     :param shapes: group → variable → its shape after the sample dimensions.
     """
-    variables = set().union(*(set(group) for group in shapes.values()))
     sizes: dict[str, dict[str, int]] = {}
     for argument, mapping, described in (
         ("dims", dims, _DIMS_GROUPS),
@@ -356,11 +358,6 @@ def _check_coords_dims(
         known = sizes.setdefault(argument, {})
         where: dict[str, str] = {}
         for site, names in (mapping or {}).items():
-            if site not in variables:
-                raise ValueError(
-                    f"{argument} names {site!r}, which is not a site or variable of this "
-                    f"conversion; they are: {sorted(variables)}"
-                )
             if isinstance(names, str) or not all(isinstance(n, str) for n in names):
                 raise ValueError(
                     f"{argument}[{site!r}] must be a list of dimension names; got {names!r}"
@@ -388,18 +385,7 @@ def _check_coords_dims(
                             f"{where[name]} and {size} in {group}[{site!r}]"
                         )
                     where.setdefault(name, f"{group}[{site!r}]")
-    named = {
-        name
-        for mapping in (dims, pred_dims)
-        for names in (mapping or {}).values()
-        for name in names
-    }
     for name, values in (coords or {}).items():
-        if name not in named:
-            raise ValueError(
-                f"coords names dimension {name!r}, which no entry of dims or pred_dims uses; "
-                f"they use {sorted(named)}"
-            )
         length = np.shape(np.asarray(values))
         for argument, known in sizes.items():
             if name in known and (len(length) != 1 or length[0] != known[name]):
