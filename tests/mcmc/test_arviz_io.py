@@ -566,7 +566,7 @@ def assert_agrees(ours, ref):
     for name in ref.groups():
         theirs, mine = getattr(ref, name), compat.group(ours, name)
         names = set(theirs.data_vars) - deterministic
-        assert names or name == "sample_stats" and not theirs.data_vars, name
+        assert names or (name == "sample_stats" and not theirs.data_vars), name
         if name == "sample_stats":
             assert names <= set(mine.data_vars), name
         else:
@@ -674,9 +674,8 @@ def test_predictive_draws_that_do_not_match_their_dims(regression_run):
     # Predictions at new points described with the observations' dims: sizes 6 and 3.
     wrong = {**inputs, "pred_dims": None, "dims": {**REG_DIMS, "y": ["obs"]}}
     wrong["posterior_predictive"] = {"y": inputs["predictions"]["y"]}
-    with pytest.raises(
-        ValueError, match=r"dims gives dimension 'obs' size 3 in posterior_predictive\['y'\] and 6 in "
-    ):
+    pattern = r"dims gives dimension 'obs' size 3 in posterior_predictive\['y'\] and 6 in "
+    with pytest.raises(ValueError, match=pattern):
         from_pyro(regression_run, **wrong)
     with pytest.raises(ValueError, match=r"posterior_predictive\['y'\] must be an array of draws"):
         from_pyro(regression_run, posterior_predictive={"y": torch.tensor(1.0)})
