@@ -173,3 +173,16 @@ def string_or_none(name: str, value: Any) -> str | None:
     if value is not None and not isinstance(value, str):
         raise ValueError(f"{name} must be a string or None; got {type(value).__name__}")
     return value
+
+
+# ---------------------------------------------------------------------------- ArviZ conversion
+
+
+def no_unknown_keywords(function: str, given: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
+    """Keyword arguments a function collected with ``**`` but does not take: a ``TypeError``
+    (Python's own for unexpected keywords) that lists the ones it takes."""
+    if given:
+        raise TypeError(
+            f"{function}() got unknown arguments {sorted(given)}; it takes "
+            f"{', '.join(allowed)}"
+        )

@@ -32,6 +32,15 @@ _DataTree = getattr(xr, "DataTree", ())
 SUMMARY_COLUMNS = ("mean", "sd", "mcse_mean", "mcse_sd", "ess_bulk", "ess_tail", "r_hat")
 
 
+def default_log_likelihood() -> bool:
+    """Whether ``from_pyro`` computes the log-likelihood when not told: arviz 0.x's setting
+    ``rcParams["data.log_likelihood"]`` (``True`` unless changed), which its ``az.from_pyro``
+    follows; ``True`` under arviz 1.x, which has no such setting and no ``from_pyro``."""
+    if ARVIZ_1:
+        return True
+    return bool(az.rcParams["data.log_likelihood"])
+
+
 def dict_to_dataset(
     data: Mapping[str, np.ndarray],
     *,

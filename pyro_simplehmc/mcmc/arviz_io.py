@@ -1,12 +1,11 @@
-"""Pyro MCMC runs to ArviZ, on arviz 0.x and 1.x alike.
+"""Pyro MCMC runs and ``Predictive`` draws to ArviZ, on arviz 0.x and 1.x alike.
 
-:func:`from_pyro` converts a finished :class:`pyro.infer.MCMC` run, with this package's kernels
-or Pyro's own (``NUTS``, ``HMC``), to the installed ArviZ's container: ``InferenceData`` under
-arviz 0.x, :class:`xarray.DataTree` under arviz 1.x (which has no Pyro converter). The groups and
-variable names are the same under both.
-
-Per-draw sampler statistics come from two hooks, so that kernels can report more without a change
-here (see :func:`from_pyro`).
+:func:`from_pyro` takes the arguments of arviz 0.x's ``az.from_pyro`` and returns the installed
+ArviZ's container: ``InferenceData`` under arviz 0.x, :class:`xarray.DataTree` under arviz 1.x
+(which has no Pyro converter). The groups and variable names are the same under both. What each
+group holds is built in :mod:`~pyro_simplehmc.mcmc.arviz_groups`; this module checks the
+arguments against each other (``dims`` against the shapes of the variables they name) and
+assembles the groups.
 """
 
 from __future__ import annotations
@@ -17,42 +16,84 @@ from typing import Any
 
 import numpy as np
 import pyro
-import torch
-from pyro import poutine
-from pyro.poutine.util import prune_subsample_sites
 
 from ..core import validation as check
 from ..kernels import _pyro_compat as compat_pyro
 from . import arviz_compat as compat
+from . import arviz_groups as build
 
 #: Reserved dimension names of draws.
 SAMPLE_DIMS = ("chain", "draw")
 
-#: Per-draw statistic names of Pyro/NumPyro kernels → ArviZ's names (others are kept as given).
-_ARVIZ_NAMES = {"accept_prob": "acceptance_rate", "num_steps": "n_steps"}
+#: The arguments of :func:`from_pyro`: those of arviz 0.x's ``az.from_pyro``, in its order.
+ARGUMENTS = (
+    "posterior",
+    "prior",
+    "posterior_predictive",
+    "log_likelihood",
+    "predictions",
+    "constant_data",
+    "predictions_constant_data",
+    "coords",
+    "dims",
+    "pred_dims",
+    "num_chains",
+)
 
-#: Kernel diagnostics counted per chain → the ``sample_stats`` variable (dims ``chain``) that
-#: holds their sampling-phase count; the warmup count goes to the same name + ``"_warmup"``.
-_CHAIN_COUNTERS = {
-    "gradient evaluations": "gradient_evaluations",
-    "potential evaluations": "potential_evaluations",
-}
+#: The groups that ``dims`` describes; ``pred_dims`` describes the others (``log_likelihood``
+#: takes ``dims`` too, with the event dimensions its densities sum away dropped).
+_DIMS_GROUPS = (
+    "posterior",
+    "posterior_predictive",
+    "prior",
+    "prior_predictive",
+    "observed_data",
+    "constant_data",
+)
+_PRED_DIMS_GROUPS = ("predictions", "predictions_constant_data")
+
+#: Groups without a chain and a draw dimension.
+_CONSTANT_GROUPS = ("observed_data", "constant_data", "predictions_constant_data")
+
+#: The order of the groups in the result: arviz 0.x's (``InferenceData`` sorts them so).
+_ORDER = (
+    "posterior",
+    "posterior_predictive",
+    "predictions",
+    "log_likelihood",
+    "sample_stats",
+    "prior",
+    "prior_predictive",
+    "observed_data",
+    "constant_data",
+    "predictions_constant_data",
+)
 
 
 def from_pyro(
-    mcmc: Any,
+    posterior: Any = None,
+    *,
+    prior: Mapping[str, Any] | None = None,
+    posterior_predictive: Mapping[str, Any] | None = None,
+    log_likelihood: bool | None = None,
+    predictions: Mapping[str, Any] | None = None,
+    constant_data: Mapping[str, Any] | None = None,
+    predictions_constant_data: Mapping[str, Any] | None = None,
     coords: Mapping[str, Sequence] | None = None,
     dims: Mapping[str, Sequence[str]] | None = None,
-    log_likelihood: bool = False,
+    pred_dims: Mapping[str, Sequence[str]] | None = None,
+    num_chains: int = 1,
+    **unknown: Any,
 ) -> Any:
-    """Convert a finished Pyro MCMC run to ArviZ's data structure.
+    """Convert a finished Pyro MCMC run and ``Predictive`` draws to ArviZ's data structure.
 
-    Works with :class:`pyro.infer.MCMC` running any kernel (this package's, Pyro's ``NUTS`` or
-    ``HMC``), with one or several chains, and with runs of this package's ``MCMC``. Under arviz
-    0.x the result is an ``InferenceData`` that agrees with ``arviz.from_pyro`` on every group and
-    variable both produce; under arviz 1.x it is a :class:`xarray.DataTree` with the same groups.
+    The arguments are those of arviz 0.x's ``az.from_pyro``, and under arviz 0.x the result
+    agrees with it on every group and variable both produce. ``posterior`` may be a
+    :class:`pyro.infer.MCMC` running any kernel (this package's, Pyro's ``NUTS`` or ``HMC``),
+    one chain or several, or a run of this package's ``MCMC``; or ``None``, to convert prior or
+    predictive draws alone.
 
-    Groups:
+    Groups (each only where its input is given):
 
     - ``posterior``: every latent site, constrained, dims ``(chain, draw, *dims[site])``, and
       every ``pyro.deterministic`` site, computed by replaying the model on each draw (one
@@ -63,13 +104,23 @@ def from_pyro(
       chain (dims ``chain``): ``mean_acceptance_rate`` and, for this package's kernels,
       ``gradient_evaluations`` and ``potential_evaluations`` of the sampling phase (``*_warmup``
       for warmup).
+    - ``log_likelihood``: the pointwise log-density of every observed site at each draw, from
+      one vectorised pass over the draws, as arviz 0.x computes it. Where the model does not
+      vectorise over draws, the group is left out with arviz 0.x's warning ("Could not get
+      vectorized trace, ...").
     - ``observed_data``: every observed site (not the deterministic ones).
-    - ``log_likelihood``: with ``log_likelihood=True``, the pointwise log-density of each observed
-      site at each draw (one more pass over the draws).
+    - ``posterior_predictive``, ``predictions``: the draws of each site, as
+      ``pyro.infer.Predictive`` returns them: ``(chain * draw, ...)`` draws (Predictive on
+      ``mcmc.get_samples()``) are split into the run's chains; an array already shaped
+      ``(chain, draw, ...)`` is kept; any other number of draws becomes one chain, with a
+      warning.
+    - ``prior``: the prior draws of the posterior's variables (all sites when ``posterior`` is
+      None), one chain, with axes of size 1 squeezed away (``Predictive`` pads sites outside
+      the plates with them); ``prior_predictive``: the prior draws of the other sites.
+    - ``constant_data``, ``predictions_constant_data``: the given values.
 
     Per-draw statistics hooks (``accept_prob`` becomes ArviZ's ``acceptance_rate`` and
-    ``num_steps`` ``n_steps``; other names are kept as given, e.g. ``energy_error``,
-    ``step_size``):
+    ``num_steps`` ``n_steps``; other names are kept as given):
 
     - ``mcmc.sample_stats``: a dict of arrays shaped ``(chain, draw)`` (e.g. from a run that
       batches its chains);
@@ -78,330 +129,267 @@ def from_pyro(
 
     A ``diverging`` given there replaces the one built from divergence indices.
 
-    :param mcmc: a :class:`pyro.infer.MCMC` (or subclass) after ``run``.
-    :param coords: dimension name → coordinate values, for the dimensions named in ``dims``.
-    :param dims: site name → names of its dimensions after ``chain`` and ``draw`` (one name per
-        dimension of the site); also used for the site's ``observed_data`` and
-        ``log_likelihood``.
-    :param bool log_likelihood: add the ``log_likelihood`` group.
+    :param posterior: a :class:`pyro.infer.MCMC` (or subclass) after ``run``, or None.
+    :param dict prior: site → prior draws ``(draw, ...)``, e.g.
+        ``Predictive(model, num_samples=500)(*args)``.
+    :param dict posterior_predictive: site → posterior predictive draws, e.g.
+        ``Predictive(model, mcmc.get_samples())(*args)``.
+    :param log_likelihood: compute the ``log_likelihood`` group; None follows arviz 0.x's
+        setting ``rcParams["data.log_likelihood"]`` (``True``), and is ``True`` under arviz 1.x.
+    :param dict predictions: site → out-of-sample predictive draws, shaped as
+        ``posterior_predictive``.
+    :param dict constant_data: name → a value the model was given (no draw dimensions).
+    :param dict predictions_constant_data: name → a value the predictions were made with.
+    :param coords: dimension name → coordinate values, for dimensions named in ``dims`` or
+        ``pred_dims``.
+    :param dims: variable name → names of its dimensions after ``chain`` and ``draw`` (one name
+        per dimension), for every group but ``predictions`` and ``predictions_constant_data``.
+    :param pred_dims: the same for ``predictions`` and ``predictions_constant_data``.
+    :param int num_chains: the number of chains that predictive draws without a chain dimension
+        are split into when ``posterior`` is None; ignored with a ``posterior`` (its chains).
+        The prior is one chain either way, as in arviz 0.x.
     :returns: ``arviz.InferenceData`` (arviz 0.x) or :class:`xarray.DataTree` (arviz 1.x).
+    :raises ValueError: for an argument that is not what it should be (the message names it):
+        a run that cannot be converted, ``dims`` that do not match the shape of the site they
+        name, ``coords`` of the wrong length, draws that ``num_chains`` does not divide.
+    :raises TypeError: for an argument ``from_pyro`` does not take.
     """
-    samples = _kept_samples(mcmc)
-    num_chains, num_draws = _sample_shape(mcmc, samples)
+    check.no_unknown_keywords("from_pyro", unknown, ARGUMENTS)
     coords = check.dict_or_none("coords", coords)
     dims = check.dict_or_none("dims", dims)
-    log_likelihood = check.boolean("log_likelihood", log_likelihood)
-
-    model = getattr(getattr(mcmc, "kernel", None), "model", None)
-    args, kwargs = compat_pyro.mcmc_model_args(mcmc) or ((), {})
-    sites = _model_sites(model, args, kwargs) if model is not None else None
-
-    posterior = {name: _numpy(value) for name, value in samples.items()}
-    observed: dict[str, np.ndarray] = {}
-    deterministic: dict[str, tuple[int, ...]] = {}
-    missing: list[str] = []
-    if sites is not None:
-        observed = {name: _numpy(value) for name, value in sites["observed"].items()}
-        missing = [name for name in sites["latent"] if name not in samples]
-        deterministic = sites["deterministic"]
-        if deterministic and missing:
-            warnings.warn(
-                f"from_pyro: deterministic sites {sorted(deterministic)} left out: the run "
-                f"kept no draws of the latent sites {missing}",
-                stacklevel=2,
-            )
-            deterministic = {}
-    if log_likelihood and sites is None:
-        raise ValueError(
-            "log_likelihood=True needs a model: this run's kernel was built from a "
-            "potential_fn, which has no observed sites"
-        )
-    if log_likelihood and missing:
-        raise ValueError(
-            f"log_likelihood=True needs draws of every latent site; the run kept none of "
-            f"{missing} (save_params, or discrete sites enumerated out)"
-        )
-
-    # Checked before the replay, which is the costly part.
-    shapes = {name: value.shape[2:] for name, value in posterior.items()}
-    shapes.update(deterministic)
-    shapes.update({name: value.shape for name, value in observed.items()})
-    _check_coords_dims(coords, dims, shapes)
-
-    replayed = None
-    if deterministic or (log_likelihood and observed):
-        replayed = _replay(model, args, kwargs, samples, num_chains, num_draws)
-    posterior.update({name: replayed(name, "value") for name in deterministic})
-    groups = {
-        "posterior": compat.dict_to_dataset(posterior, library=pyro, coords=coords, dims=dims),
-        "sample_stats": _sample_stats(mcmc, num_chains, num_draws),
+    pred_dims = check.dict_or_none("pred_dims", pred_dims)
+    num_chains = check.positive_int("num_chains", num_chains)
+    explicit_log_likelihood = log_likelihood is not None
+    if explicit_log_likelihood:
+        log_likelihood = check.boolean("log_likelihood", log_likelihood)
+    else:
+        log_likelihood = compat.default_log_likelihood()
+    draws_given = {
+        "prior": _draws_dict("prior", prior),
+        "posterior_predictive": _draws_dict("posterior_predictive", posterior_predictive),
+        "predictions": _draws_dict("predictions", predictions),
     }
-    if log_likelihood and observed:
-        pointwise = {name: replayed(name, "log_prob") for name in observed}
-        groups["log_likelihood"] = compat.dict_to_dataset(
-            pointwise, library=pyro, coords=coords, dims=dims, skip_event_dims=True
+    constants = {
+        "constant_data": _constant_dict("constant_data", constant_data),
+        "predictions_constant_data": _constant_dict(
+            "predictions_constant_data", predictions_constant_data
+        ),
+    }
+    if posterior is None and not any(draws_given.values()) and not any(constants.values()):
+        raise ValueError(
+            "from_pyro needs at least one of posterior, prior, posterior_predictive, "
+            "predictions, constant_data or predictions_constant_data"
         )
-    if observed:
-        groups["observed_data"] = compat.dict_to_dataset(
-            observed, library=pyro, coords=coords, dims=dims, sample_dims=()
-        )
+
+    arrays: dict[str, dict[str, np.ndarray]] = {}
+    if posterior is None and explicit_log_likelihood and log_likelihood:
+        raise ValueError("log_likelihood=True needs posterior, a finished MCMC run; got None")
+    run = None if posterior is None else _Run(posterior, explicit_log_likelihood and log_likelihood)
+    if run is not None:
+        num_chains, num_draws = run.num_chains, run.num_draws
+        arrays["posterior"] = run.posterior
+        arrays["observed_data"] = run.observed
+    else:
+        num_draws = _draws_per_chain(draws_given, num_chains)
+    for name in ("posterior_predictive", "predictions"):
+        if draws_given[name]:
+            arrays[name] = build.predictive_draws(name, draws_given[name], num_chains, num_draws)
+    if draws_given["prior"]:
+        prior_arrays = build.prior_draws("prior", draws_given["prior"])
+        latent = run.variables if run is not None else set(prior_arrays)
+        arrays["prior"] = {k: v for k, v in prior_arrays.items() if k in latent}
+        arrays["prior_predictive"] = {k: v for k, v in prior_arrays.items() if k not in latent}
+    arrays.update({name: values for name, values in constants.items() if values})
+
+    # Checked before the replay, which is the costly part; deterministic sites' shapes come
+    # from the model's trace.
+    shapes = {
+        group: {
+            var: value.shape if group in _CONSTANT_GROUPS else value.shape[2:]
+            for var, value in values.items()
+        }
+        for group, values in arrays.items()
+    }
+    if run is not None:
+        shapes["posterior"].update(run.deterministic)
+    _check_coords_dims(coords, dims, pred_dims, shapes)
+
+    if run is not None:
+        run.replay(log_likelihood, explicit_log_likelihood)
+        arrays["log_likelihood"] = run.log_likelihood or {}
+    groups: dict[str, Any] = {}
+    for name in _ORDER:
+        if name == "sample_stats" and run is not None:
+            groups[name] = build.sample_stats(posterior, num_chains, num_draws)
+        elif arrays.get(name):
+            groups[name] = compat.dict_to_dataset(
+                arrays[name],
+                library=pyro,
+                coords=coords,
+                dims=pred_dims if name in _PRED_DIMS_GROUPS else dims,
+                sample_dims=() if name in _CONSTANT_GROUPS else SAMPLE_DIMS,
+                skip_event_dims=name == "log_likelihood",
+            )
     return compat.from_datasets(groups)
 
 
-# ---------------------------------------------------------------------------- the run
+class _Run:
+    """A finished MCMC run: its draws, its model's observed and deterministic sites, and, after
+    :meth:`replay`, the deterministic sites' values and the log-likelihood.
 
-
-def _kept_samples(mcmc: Any) -> dict[str, torch.Tensor]:
-    """The run's draws ``{site: (chain, draw, *shape)}``, or an error saying why there are none."""
-    if not hasattr(mcmc, "get_samples") or not hasattr(mcmc, "num_chains"):
-        if hasattr(mcmc, "get_statistics"):
-            raise ValueError(
-                "mcmc: a StreamingMCMC keeps no samples, only statistics; run pyro.infer.MCMC "
-                "to convert the draws"
-            )
-        raise ValueError(
-            f"mcmc must be a pyro.infer.MCMC after run(); got {type(mcmc).__name__}"
-        )
-    if compat_pyro.mcmc_samples(mcmc) is None:
-        if compat_pyro.mcmc_model_args(mcmc) is None:
-            raise ValueError("mcmc has not run: call mcmc.run(...) before from_pyro(mcmc)")
-        raise ValueError("mcmc kept no samples: its run did not finish")
-    samples = mcmc.get_samples(group_by_chain=True)
-    if not samples:
-        raise ValueError("mcmc kept no samples: save_params selected no site")
-    return dict(samples)
-
-
-def _sample_shape(mcmc: Any, samples: Mapping[str, torch.Tensor]) -> tuple[int, int]:
-    first = next(iter(samples.values()))
-    return int(first.shape[0]), int(first.shape[1])
-
-
-def _numpy(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)
-
-
-def _chain_diagnostics(mcmc: Any, num_chains: int) -> list[dict]:
-    """The kernel's ``diagnostics()`` of each chain, as the MCMC object keeps them."""
-    per_chain = compat_pyro.mcmc_chain_diagnostics(mcmc)
-    if per_chain is None or len(per_chain) != num_chains:
-        return [{} for _ in range(num_chains)]
-    return [dict(d) if isinstance(d, Mapping) else {} for d in per_chain]
-
-
-def _sample_stats(mcmc: Any, num_chains: int, num_draws: int) -> Any:
-    """The ``sample_stats`` dataset: per-draw statistics, then per-chain ones (dims ``chain``)."""
-    diagnostics = _chain_diagnostics(mcmc, num_chains)
-    per_draw: dict[str, np.ndarray] = {}
-
-    if all("divergences" in d for d in diagnostics):
-        diverging = np.zeros((num_chains, num_draws), dtype=bool)
-        for chain, d in enumerate(diagnostics):
-            diverging[chain, np.asarray(list(d["divergences"]), dtype=int)] = True
-        per_draw["diverging"] = diverging
-
-    step_sizes = _fixed_step_sizes(mcmc, diagnostics)
-    if step_sizes is not None:
-        per_draw["step_size"] = np.repeat(step_sizes[:, None], num_draws, axis=1)
-
-    if all(isinstance(d.get("sample stats"), Mapping) for d in diagnostics):
-        names = set.intersection(*(set(d["sample stats"]) for d in diagnostics))
-        for name in sorted(names):
-            rows = [_numpy(d["sample stats"][name]) for d in diagnostics]
-            if any(row.shape != (num_draws,) for row in rows):
-                raise ValueError(
-                    f"kernel diagnostics 'sample stats'[{name!r}] must have one value per draw, "
-                    f"shape ({num_draws},); got {[row.shape for row in rows]}"
-                )
-            per_draw[_ARVIZ_NAMES.get(name, name)] = np.stack(rows)
-
-    hooked = getattr(mcmc, "sample_stats", None)
-    if hooked is not None:
-        if not isinstance(hooked, Mapping):
-            raise ValueError(
-                f"mcmc.sample_stats must be a dict of arrays shaped (chain, draw); got "
-                f"{type(hooked).__name__}"
-            )
-        for name, value in hooked.items():
-            value = _numpy(value)
-            if value.shape != (num_chains, num_draws):
-                raise ValueError(
-                    f"mcmc.sample_stats[{name!r}] must have shape (chain, draw) = "
-                    f"({num_chains}, {num_draws}); got {value.shape}"
-                )
-            per_draw[_ARVIZ_NAMES.get(str(name), str(name))] = value
-
-    dataset = compat.dict_to_dataset(per_draw, library=pyro)
-    per_chain = _per_chain_stats(diagnostics)
-    chain_coord = dataset["chain"].values if "chain" in dataset.coords else np.arange(num_chains)
-    for name, values in per_chain.items():
-        dataset[name] = ("chain", values)
-    if per_chain and "chain" not in dataset.coords:
-        dataset = dataset.assign_coords(chain=chain_coord)
-    return dataset
-
-
-def _fixed_step_sizes(mcmc: Any, diagnostics: list[dict]) -> np.ndarray | None:
-    """Each chain's step size when the kernel used it unchanged at every sampling iteration.
-
-    This package's kernels report it (``"step size"``) unless their step size is jittered;
-    Pyro's ``HMC``/``NUTS`` do not report it, but with one chain the kernel object that ran is
-    the one we hold, and their step size is fixed after warmup.
+    :param mcmc: the run.
+    :param bool needs_log_likelihood: ``log_likelihood=True`` was asked for explicitly: a run
+        without a model is an error now, not a group silently left out.
     """
-    kernel = getattr(mcmc, "kernel", None)
-    if getattr(kernel, "step_size_jitter", 0) > 0:
+
+    def __init__(self, mcmc: Any, needs_log_likelihood: bool):
+        self.samples = build.kept_samples(mcmc)
+        first = next(iter(self.samples.values()))
+        self.num_chains, self.num_draws = int(first.shape[0]), int(first.shape[1])
+        self.model = getattr(getattr(mcmc, "kernel", None), "model", None)
+        self.args, self.kwargs = compat_pyro.mcmc_model_args(mcmc) or ((), {})
+        if self.model is None and needs_log_likelihood:
+            raise ValueError(
+                "log_likelihood=True needs a model: this run's kernel was built from a "
+                "potential_fn, which has no observed sites"
+            )
+        sites = build.model_sites(self.model, self.args, self.kwargs) if self.model else None
+        self.posterior = {name: build.numpy(value) for name, value in self.samples.items()}
+        self.observed: dict[str, np.ndarray] = {}
+        self.deterministic: dict[str, tuple[int, ...]] = {}
+        self.missing: list[str] = []
+        if sites is not None:
+            self.observed = {name: build.numpy(v) for name, v in sites["observed"].items()}
+            self.missing = [name for name in sites["latent"] if name not in self.samples]
+            self.deterministic = sites["deterministic"]
+            if self.deterministic and self.missing:
+                warnings.warn(
+                    f"from_pyro: deterministic sites {sorted(self.deterministic)} left out: "
+                    f"the run kept no draws of the latent sites {self.missing}",
+                    stacklevel=3,
+                )
+                self.deterministic = {}
+        #: The posterior's variables: latent and deterministic sites.
+        self.variables = set(self.posterior) | set(self.deterministic)
+        self.log_likelihood: dict[str, np.ndarray] | None = None
+
+    def replay(self, log_likelihood: bool, explicit: bool) -> None:
+        """Add the deterministic sites to the posterior and, with ``log_likelihood``, compute
+        the pointwise log-likelihood of every observed site."""
+        if log_likelihood and self.observed and self.missing:
+            message = (
+                f"log_likelihood needs draws of every latent site; the run kept none of "
+                f"{self.missing} (save_params, or discrete sites enumerated out)"
+            )
+            if explicit:
+                raise ValueError(f"log_likelihood=True: {message}")
+            warnings.warn(f"from_pyro: log_likelihood group left out: {message}", stacklevel=3)
+            log_likelihood = False
+        if not self.deterministic and not (log_likelihood and self.observed):
+            return
+        replay = build.Replay(self.model, self.args, self.kwargs, self.samples)
+        self.posterior.update({name: replay.deterministic(name) for name in self.deterministic})
+        if log_likelihood and self.observed:
+            self.log_likelihood = replay.log_likelihood(list(self.observed))
+
+
+def _draws_dict(argument: str, value: Any) -> dict[str, Any] | None:
+    value = check.dict_or_none(argument, value)
+    if value is not None and not value:
+        raise ValueError(f"{argument} must hold at least one site's draws, or be None; got {{}}")
+    return None if value is None else dict(value)
+
+
+def _constant_dict(argument: str, value: Any) -> dict[str, np.ndarray] | None:
+    value = check.dict_or_none(argument, value)
+    if value is None:
         return None
-    if diagnostics and all(_is_real(d.get("step size")) for d in diagnostics):
-        return np.array([float(d["step size"]) for d in diagnostics])
-    if (
-        len(diagnostics) == 1
-        and isinstance(kernel, pyro.infer.HMC)
-        and _is_real(getattr(kernel, "step_size", None))
-    ):
-        return np.array([float(kernel.step_size)])
-    return None
+    if not value:
+        raise ValueError(f"{argument} must hold at least one value, or be None; got {{}}")
+    result = {}
+    for name, item in value.items():
+        array = build.numpy(item)
+        if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+            raise ValueError(
+                f"{argument}[{name!r}] must be a number or an array of numbers; got "
+                f"{type(item).__name__} of dtype {array.dtype}"
+            )
+        result[str(name)] = array
+    return result
 
 
-def _is_real(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return value.dim() == 0
-    return isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool)
-
-
-def _per_chain_stats(diagnostics: list[dict]) -> dict[str, np.ndarray]:
-    stats: dict[str, np.ndarray] = {}
-    if diagnostics and all(_is_real(d.get("acceptance rate")) for d in diagnostics):
-        stats["mean_acceptance_rate"] = np.array(
-            [float(d["acceptance rate"]) for d in diagnostics]
-        )
-    for key, name in _CHAIN_COUNTERS.items():
-        if diagnostics and all(isinstance(d.get(key), Mapping) for d in diagnostics):
-            for phase, suffix in (("sampling", ""), ("warmup", "_warmup")):
-                if all(phase in d[key] for d in diagnostics):
-                    stats[name + suffix] = np.array([int(d[key][phase]) for d in diagnostics])
-    return stats
-
-
-# ---------------------------------------------------------------------------- the model
-
-
-def _model_sites(model: Any, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """Names of the latent sites, shapes of the deterministic ones, and the observed values, from
-    one trace of the model (run under a forked RNG, so the caller's random stream is untouched)."""
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        trace = prune_subsample_sites(poutine.trace(model).get_trace(*args, **kwargs))
-    latent: list[str] = []
-    deterministic: dict[str, tuple[int, ...]] = {}
-    observed: dict[str, torch.Tensor] = {}
-    for name, site in trace.nodes.items():
-        if site["type"] != "sample" or site["infer"].get("_do_not_trace"):
-            continue
-        if site["infer"].get("_deterministic"):
-            deterministic[name] = tuple(site["value"].shape)
-        elif site["is_observed"]:
-            observed[name] = site["value"]
-        else:
-            latent.append(name)
-    return {"latent": latent, "deterministic": deterministic, "observed": observed}
-
-
-def _replay(
-    model: Any,
-    args: tuple,
-    kwargs: dict,
-    samples: Mapping[str, torch.Tensor],
-    num_chains: int,
-    num_draws: int,
-) -> Any:
-    """Run the model on every draw; returns ``get(site, "value" | "log_prob")`` giving an array
-    ``(chain, draw, *per-draw shape)``.
-
-    One vectorised trace (Pyro's ``Predictive``, as ``arviz.from_pyro`` does) when the model
-    broadcasts over a batch of draws, else one conditioned trace per draw. The per-draw shape
-    comes from a trace at the first draw, so both paths give the same arrays.
-    """
-    flat = {name: value.reshape((-1, *value.shape[2:])) for name, value in samples.items()}
-    total = num_chains * num_draws
-
-    def conditioned_trace(index: int) -> Any:
-        draw = {name: value[index] for name, value in flat.items()}
-        return poutine.trace(poutine.condition(model, data=draw)).get_trace(*args, **kwargs)
-
-    def quantity(site: dict, what: str) -> torch.Tensor:
-        return site["value"] if what == "value" else site["fn"].log_prob(site["value"])
-
-    with torch.random.fork_rng(devices=[]), torch.no_grad():
-        reference = conditioned_trace(0)
-        try:
-            predictive = pyro.infer.Predictive(model, posterior_samples=flat)
-            vectorised = predictive.get_vectorized_trace(*args, **kwargs)
-        except Exception:  # a model that does not broadcast over draws: one trace per draw
-            vectorised = None
-    cache: dict[tuple[str, str], np.ndarray] = {}
-    traces: list[Any] = []
-
-    def get(name: str, what: str) -> np.ndarray:
-        key = (name, what)
-        if key in cache:
-            return cache[key]
-        with torch.no_grad():
-            shape = tuple(quantity(reference.nodes[name], what).shape)
-            result = None
-            if vectorised is not None and name in vectorised.nodes:
-                value = quantity(vectorised.nodes[name], what)
-                if value.numel() == total * int(np.prod(shape, dtype=int)):
-                    result = value.reshape((num_chains, num_draws, *shape))
-            if result is None:
-                if not traces:
-                    with torch.random.fork_rng(devices=[]):
-                        traces.extend(conditioned_trace(i) for i in range(total))
-                result = torch.stack([quantity(t.nodes[name], what) for t in traces])
-                result = result.reshape((num_chains, num_draws, *shape))
-        cache[key] = _numpy(result)
-        return cache[key]
-
-    return get
+def _draws_per_chain(draws: Mapping[str, dict | None], num_chains: int) -> int:
+    """Without a run: the draws per chain of the predictive draws, from the first site of
+    ``predictions`` (else ``posterior_predictive``), as arviz 0.x; ``num_chains`` must divide
+    them (arviz-base 1.x's ``from_numpyro`` raises the same error)."""
+    for argument in ("predictions", "posterior_predictive"):
+        if draws[argument]:
+            name, value = next(iter(draws[argument].items()))
+            shape = np.shape(build.numpy(value))
+            if not shape or shape[0] % num_chains:
+                raise ValueError(
+                    f"num_chains={num_chains} must divide the number of draws of "
+                    f"{argument}[{name!r}]; its shape is {shape}"
+                )
+            return shape[0] // num_chains
+    return 1  # only prior draws (always one chain) or constant data
 
 
 def _check_coords_dims(
     coords: Mapping[str, Sequence] | None,
     dims: Mapping[str, Sequence[str]] | None,
-    shapes: Mapping[str, tuple[int, ...]],
+    pred_dims: Mapping[str, Sequence[str]] | None,
+    shapes: Mapping[str, Mapping[str, tuple[int, ...]]],
 ) -> None:
-    """``dims`` names one dimension per axis of known sites; ``coords`` gives as many values as
-    each dimension it names has, for dimensions that ``dims`` uses."""
-    sizes: dict[str, int] = {}
-    for site, names in (dims or {}).items():
-        if site not in shapes:
-            raise ValueError(
-                f"dims names {site!r}, which is not a site of this run; sites: {sorted(shapes)}"
-            )
-        if isinstance(names, str) or not all(isinstance(n, str) for n in names):
-            raise ValueError(f"dims[{site!r}] must be a list of dimension names; got {names!r}")
-        shape = tuple(shapes[site])
-        if len(names) != len(shape):
-            raise ValueError(
-                f"dims[{site!r}] has {len(names)} names {list(names)} but site {site!r} has "
-                f"{len(shape)} dimensions after chain and draw (shape {shape})"
-            )
-        for name, size in zip(names, shape, strict=True):
-            if name in SAMPLE_DIMS:
-                raise ValueError(f"dims[{site!r}] may not name {name!r}: it is a sample dimension")
-            if sizes.setdefault(name, size) != size:
+    """``dims`` and ``pred_dims`` give one dimension name per axis after ``chain`` and ``draw``
+    of each variable they name in the groups they describe, each dimension of one size;
+    ``coords`` give as many values as each dimension they name has.
+
+    Entries for variables or dimensions that this conversion does not have are ignored, as
+    both arviz lines do, so that one ``dims`` serves a notebook's several calls.
+
+    :param shapes: group → variable → its shape after the sample dimensions.
+    """
+    sizes: dict[str, dict[str, int]] = {}
+    for argument, mapping, described in (
+        ("dims", dims, _DIMS_GROUPS),
+        ("pred_dims", pred_dims, _PRED_DIMS_GROUPS),
+    ):
+        known = sizes.setdefault(argument, {})
+        where: dict[str, str] = {}
+        for site, names in (mapping or {}).items():
+            if isinstance(names, str) or not all(isinstance(n, str) for n in names):
                 raise ValueError(
-                    f"dims gives dimension {name!r} sizes {sizes[name]} and {size} (site {site!r})"
+                    f"{argument}[{site!r}] must be a list of dimension names; got {names!r}"
                 )
+            names = list(names)
+            for name in names:
+                if name in SAMPLE_DIMS:
+                    raise ValueError(
+                        f"{argument}[{site!r}] may not name {name!r}: it is a sample dimension"
+                    )
+            for group in described:
+                if site not in shapes.get(group, {}):
+                    continue
+                shape = tuple(shapes[group][site])
+                after = "" if group in _CONSTANT_GROUPS else " after chain and draw"
+                if len(names) != len(shape):
+                    raise ValueError(
+                        f"{argument}[{site!r}] has {len(names)} names {names} but "
+                        f"{group}[{site!r}] has {len(shape)} dimensions{after} (shape {shape})"
+                    )
+                for name, size in zip(names, shape, strict=True):
+                    if known.setdefault(name, size) != size:
+                        raise ValueError(
+                            f"{argument} gives dimension {name!r} size {known[name]} in "
+                            f"{where[name]} and {size} in {group}[{site!r}]"
+                        )
+                    where.setdefault(name, f"{group}[{site!r}]")
     for name, values in (coords or {}).items():
-        if name not in sizes:
-            raise ValueError(
-                f"coords names dimension {name!r}, which no entry of dims uses; dims use "
-                f"{sorted(sizes)}"
-            )
         length = np.shape(np.asarray(values))
-        if len(length) != 1 or length[0] != sizes[name]:
-            raise ValueError(
-                f"coords[{name!r}] must hold {sizes[name]} values (the size of that dimension); "
-                f"got shape {length}"
-            )
+        for argument, known in sizes.items():
+            if name in known and (len(length) != 1 or length[0] != known[name]):
+                raise ValueError(
+                    f"coords[{name!r}] must hold {known[name]} values (the size of that "
+                    f"dimension in {argument}); got shape {length}"
+                )

@@ -77,3 +77,13 @@ def test_forest_plot_shows_every_run(draws):
     shown = {text.get_text() for text in figure.findobj(matplotlib.text.Text)}
     assert {"a", "b", "mu"} <= shown  # the runs' names (legend) and the variable
     matplotlib.pyplot.close(figure)
+
+
+def test_default_log_likelihood_follows_arviz():
+    """arviz 0.x's setting where it has one (from_pyro's default follows it), else True."""
+    if compat.ARVIZ_1:
+        assert compat.default_log_likelihood() is True
+        return
+    assert compat.default_log_likelihood() is bool(az.rcParams["data.log_likelihood"])
+    with az.rc_context({"data.log_likelihood": False}):
+        assert compat.default_log_likelihood() is False
