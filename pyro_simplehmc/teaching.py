@@ -520,9 +520,10 @@ def quick_runs(
     """Shorten every :class:`pyro.infer.MCMC` run made inside the block, to try code in seconds.
 
     While the block runs, ``pyro.infer.MCMC`` (as imported from :mod:`pyro.infer` or
-    :mod:`pyro.infer.mcmc`) is a subclass that caps ``num_samples`` and ``warmup_steps``; code
-    that imports ``MCMC`` inside the block gets it, and so do the comparisons of
-    :mod:`pyro_simplehmc.compare` (one chain per run: their number of chains stays). The
+    :mod:`pyro.infer.mcmc`) is a subclass that caps ``num_samples``, ``warmup_steps`` and
+    ``num_chains``, and ``pyro_simplehmc.MCMC`` one that caps the first two (a vectorized run's
+    chains stay); code that imports ``MCMC`` inside the block gets them, and so do the
+    comparisons of :mod:`pyro_simplehmc.compare`. The
     documentation's tests run every page's code, and every generated notebook, this way;
     results are then noisy, not wrong.
 
@@ -548,12 +549,26 @@ def quick_runs(
                 kernel, min(num_samples, max_samples), min(warmup, max_warmup), *args, **kwargs
             )
 
-    modules = (pyro.infer, pyro.infer.mcmc, pyro.infer.mcmc.api)
-    saved = [module.MCMC for module in modules]
-    for module in modules:
-        module.MCMC = QuickMCMC
+    import pyro_simplehmc
+    import pyro_simplehmc.mcmc
+
+    ours = pyro_simplehmc.mcmc.MCMC
+
+    class QuickBatchMCMC(ours):
+        # The chains stay: a vectorized run's initial_params have one row per chain.
+        def __init__(self, kernel, num_samples, warmup_steps=None, *args, **kwargs):
+            warmup = num_samples if warmup_steps is None else warmup_steps
+            super().__init__(
+                kernel, min(num_samples, max_samples), min(warmup, max_warmup), *args, **kwargs
+            )
+
+    patches = [(m, QuickMCMC) for m in (pyro.infer, pyro.infer.mcmc, pyro.infer.mcmc.api)]
+    patches += [(m, QuickBatchMCMC) for m in (pyro_simplehmc, pyro_simplehmc.mcmc)]
+    saved = [module.MCMC for module, _ in patches]
+    for module, quick in patches:
+        module.MCMC = quick
     try:
         yield
     finally:
-        for module, value in zip(modules, saved, strict=True):
+        for (module, _), value in zip(patches, saved, strict=True):
             module.MCMC = value

@@ -327,6 +327,13 @@ def test_quick_runs_shortens_mcmc_and_restores_it():
             disable_progbar=True,
         )
         assert (mcmc.num_samples, mcmc.warmup_steps, mcmc.num_chains) == (7, 3, 1)
+        # The package's own MCMC too, with the chains of a vectorized run kept.
+        from pyro_simplehmc import MCMC as OurMCMC
+
+        batch = OurMCMC(SimpleHMC(potential_fn=potential, num_steps=2), num_samples=1000,
+                        warmup_steps=1000, num_chains=3, chain_method="vectorized",
+                        initial_params={"x": torch.zeros(3, 2)}, disable_progbar=True)
+        assert (batch.num_samples, batch.warmup_steps, batch.num_chains) == (7, 3, 3)
         # The comparison runner's runs too (the docs' pages call compare_model), imported
         # before the block as a reader's session would have it.
         comparison = compare(correlated_gaussian(), kernels=["MALA"], num_samples=1000,
