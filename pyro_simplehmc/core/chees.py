@@ -93,9 +93,7 @@ def restart(state: ChEESState, step_size: float) -> None:
 
     In the units of the new metric the old :math:`T` means something else, and the criterion is
     nearly flat at lengths of a period or more, where the jittered lengths average it out: an
-    iterate that grew long under the first, unwhitened metric stays there (measured on the
-    eight-schools posterior: :math:`T` of 8-14 without restarts, 2.3 with a fixed, correct
-    mass matrix).
+    iterate that grew long under the first, unwhitened metric stays there.
     """
     state.log_length = state.log_length_average = math.log(step_size)
     state.squared_gradient = 0.0

@@ -65,8 +65,7 @@ class BatchWelford:
         diagonal, :math:`(1 - \lambda) S + \lambda\, \mathrm{diag}(S)` with
         :math:`\lambda = d/(n + d)`: with fewer draws than dimensions (the first windows) the
         sample covariance is singular and the chain could no longer move along its null
-        directions (measured on a 50-D Gaussian: smallest whitened eigenvalue 0.000 after a
-        500-step warmup without this shrinkage).
+        directions.
         """
         n = self.n_samples
         if n < 2:

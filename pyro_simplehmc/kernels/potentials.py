@@ -1,7 +1,7 @@
 r"""Potential energies of a batch of chains: flat positions ``(C, D)`` in, energies ``(C,)`` out.
 
 The kernels evaluate :math:`U` for every chain at once. Three ways to get there from a Pyro model,
-fastest first (measured on 2 CPU cores at :math:`C = 64`: about 50x, 30x and 1x a loop):
+fastest first:
 
 - :func:`plate_potential` runs the model once under an outer :func:`pyro.plate` over chains, at
   the dimension left of every plate of the model (as Pyro's vectorized ELBOs do), and keeps each
