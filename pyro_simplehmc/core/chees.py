@@ -35,6 +35,8 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from .integrators import MAX_NUM_STEPS
+
 #: The learning rate of the normalised gradient step on :math:`\log T` (TFP's default).
 LEARNING_RATE = 0.025
 #: How fast the running mean of squared gradients forgets (TFP's default).
@@ -43,8 +45,6 @@ SQUARED_GRADIENT_DECAY = 0.5
 MAX_LOG_UPDATE = 0.35
 #: The weight of iteration :math:`t` in the average of :math:`\log T` is :math:`t^{-0.5}`.
 AVERAGING_DECAY = 0.5
-#: :math:`T` stays between one step and this many steps.
-MAX_STEPS = 1000
 
 
 def halton(index: int, base: int = 2) -> float:
@@ -139,8 +139,8 @@ def chees_gradient(
 def update(state: ChEESState, gradient: float, step_size: float) -> None:
     """One normalised, clipped gradient-ascent step on :math:`\\log T`, then the average.
 
-    :math:`T` is kept between one and :data:`MAX_STEPS` steps of ``step_size``; a non-finite
-    gradient counts as 0, so :math:`T` is never NaN or zero.
+    :math:`T` is kept between one and :data:`~pyro_simplehmc.core.integrators.MAX_NUM_STEPS`
+    steps of ``step_size``; a non-finite gradient counts as 0, so :math:`T` is never NaN or zero.
     """
     state.iteration += 1
     if not math.isfinite(gradient):  # nothing to learn, and nothing to poison the running mean
@@ -151,7 +151,7 @@ def update(state: ChEESState, gradient: float, step_size: float) -> None:
     )
     step = LEARNING_RATE * gradient / math.sqrt(state.squared_gradient + 1e-20)
     step = max(-MAX_LOG_UPDATE, min(MAX_LOG_UPDATE, step))
-    low, high = math.log(step_size), math.log(step_size * MAX_STEPS)
+    low, high = math.log(step_size), math.log(step_size * MAX_NUM_STEPS)
     state.log_length = max(low, min(high, state.log_length + step))
     weight = state.iteration**-AVERAGING_DECAY
     state.log_length_average = (1 - weight) * state.log_length_average + weight * state.log_length

@@ -28,6 +28,11 @@ from torch import Tensor
 ValueAndGrad = Callable[[Tensor], tuple[Tensor, Tensor]]
 
 
+#: No trajectory, fixed, learned or looking for its turn, is longer than this many steps (as
+#: NUTS's largest tree, 2**10 - 1).
+MAX_NUM_STEPS = 1023
+
+
 class IntegratorState(NamedTuple):
     """The end of a trajectory."""
 

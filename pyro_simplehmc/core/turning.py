@@ -25,13 +25,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .integrators import MAX_NUM_STEPS
+
 #: The learned mean trajectory length, as a fraction of the turning times' quantile.
 U_TURN_FRACTION = 0.45
 #: The turning-time quantile that stands for the widest direction's half period.
 U_TURN_QUANTILE = 0.9
-#: No trajectory, learned or looking for its turn, is longer than this many steps (as NUTS's
-#: largest tree, 2**10 - 1).
-MAX_TURN_STEPS = 1023
 #: A warmup trajectory looks for its turn for at most this many times the mean number of
 #: steps; one that has not turned by then records that time, a lower bound, so a length far
 #: too short grows about sevenfold per iteration instead of paying for the longest search at
@@ -43,7 +42,7 @@ def search_steps(mean_num_steps: int | Tensor) -> int:
     """How many leapfrog steps a warmup trajectory may take looking for its turn, given the
     current mean number of steps (one, or one per chain: the batch searches as its longest)."""
     longest = mean_num_steps if isinstance(mean_num_steps, int) else int(mean_num_steps.max())
-    return min(MAX_TURN_STEPS, TURN_SEARCH_FACTOR * longest)
+    return min(MAX_NUM_STEPS, TURN_SEARCH_FACTOR * longest)
 
 
 def learned_length(turn_times: Tensor, step_size: Tensor, previous: Tensor) -> Tensor:
@@ -52,11 +51,11 @@ def learned_length(turn_times: Tensor, step_size: Tensor, previous: Tensor) -> T
     :param Tensor turn_times: ``(iterations, K)``, one column per step size (per chain, or one
         for chains that share theirs); NaN where a trajectory diverged before it turned.
     :param Tensor step_size: ``(K,)`` or a scalar; :math:`T` is clamped to between one step and
-        :data:`MAX_TURN_STEPS` steps.
+        :data:`~pyro_simplehmc.core.integrators.MAX_NUM_STEPS` steps.
     :param Tensor previous: ``(K,)``, the length a column keeps when none of its trajectories
         turned.
     :returns: ``(K,)``.
     """
     quantile = torch.nanquantile(turn_times, U_TURN_QUANTILE, dim=0)
-    length = (U_TURN_FRACTION * quantile).clamp(min=step_size, max=MAX_TURN_STEPS * step_size)
+    length = (U_TURN_FRACTION * quantile).clamp(min=step_size, max=MAX_NUM_STEPS * step_size)
     return torch.where(torch.isfinite(quantile), length, previous)

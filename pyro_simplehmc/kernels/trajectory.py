@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from ..core import chees, turning
+from ..core.integrators import MAX_NUM_STEPS
 from ..core.mh import ChainState, StepInfo
 from .adaptation import AdaptationEvent
 
@@ -189,8 +190,8 @@ class LearnedFromTurns(TrajectoryLength):
         if length is None or not bool(torch.isfinite(length).all()):
             return self.DEFAULT_NUM_STEPS
         num_steps = _steps_for(length, step_size)
-        return min(num_steps, turning.MAX_TURN_STEPS) if isinstance(num_steps, int) else (
-            num_steps.clamp(max=turning.MAX_TURN_STEPS)
+        return min(num_steps, MAX_NUM_STEPS) if isinstance(num_steps, int) else (
+            num_steps.clamp(max=MAX_NUM_STEPS)
         )
 
     def plan(self, step_size: Tensor, iteration: int, warmup: bool) -> TrajectoryPlan:

@@ -19,7 +19,12 @@ import torch
 from pyro_simplehmc import MCMC, SimpleHMC
 from pyro_simplehmc.checks.testing import mcse_z_test
 from pyro_simplehmc.core import chees, turning
-from pyro_simplehmc.core.integrators import IntegratorState, leapfrog_flat, leapfrog_to_u_turn
+from pyro_simplehmc.core.integrators import (
+    MAX_NUM_STEPS,
+    IntegratorState,
+    leapfrog_flat,
+    leapfrog_to_u_turn,
+)
 from pyro_simplehmc.core.metrics import Metric
 from pyro_simplehmc.kernels.evaluation import value_and_grad
 
@@ -294,7 +299,7 @@ def test_chees_agrees_with_the_truth_and_exposes_its_length():
     assert len(history) == 500 and all(math.isfinite(t) and t > 0 for t in history)
     length = kernel.adapted_trajectory_length
     step = kernel.step_size
-    assert step <= length <= chees.MAX_STEPS * step
+    assert step <= length <= MAX_NUM_STEPS * step
     # It grew from one step to several: the longest direction has sd sqrt(1.95).
     assert length > 3 * step, (length, step)
     assert mcmc.diagnostics()["trajectory length"]["chain 0"] == length
@@ -360,7 +365,7 @@ def test_chees_gradient_and_update_with_nothing_to_learn_from():
     chees.update(state, gradient, 0.1)
     chees.update(state, math.nan, 0.1)
     assert len(state.history) == 2
-    assert all(0.1 - 1e-9 <= t <= 0.1 * chees.MAX_STEPS for t in state.history)
+    assert all(0.1 - 1e-9 <= t <= 0.1 * MAX_NUM_STEPS for t in state.history)
     assert math.isfinite(state.log_length_average)
 
 
