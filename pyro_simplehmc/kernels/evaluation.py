@@ -213,12 +213,16 @@ class BatchEvaluator:
         self.count.gradients += 1
         try:
             if self.one_chain:
+                if q.dim() == 1:  # one chain's position without its batch dimension
+                    return value_and_grad(self.batch_potential, q, catch=False)
                 u, grad = value_and_grad(self.batch_potential, q[0], catch=False)
                 return u.reshape(1), grad.unsqueeze(0)
             return value_and_grad(self.batch_potential, q, catch=False)
         except Exception as error:
             if strict or not is_numerical_error(error):
                 raise
+        if self.one_chain and q.dim() == 1:
+            return value_and_grad(self.batch_potential, q)  # NaN for the fault
         return value_and_grad(self.loop_potential, q)
 
     def potential(self, q: Tensor, strict: bool = False) -> Tensor:
@@ -227,7 +231,7 @@ class BatchEvaluator:
         with torch.no_grad():
             try:
                 if self.one_chain:
-                    return self.batch_potential(q[0]).reshape(1)
+                    return self.batch_potential(q[0] if q.dim() > 1 else q).reshape(q.shape[:-1])
                 return self.batch_potential(q).reshape(q.shape[:-1])
             except Exception as error:
                 if strict or not is_numerical_error(error):
