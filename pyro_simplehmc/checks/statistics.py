@@ -171,3 +171,17 @@ def draws_needed(num_samples: int, min_bulk_ess: float, why: str | None) -> int 
     needed = math.ceil(num_samples * TARGET_ESS[why] / min_bulk_ess)
     # R-hat can stay high at a large ESS (a stuck mode): ask for at least twice as many draws.
     return max(needed, 2 * num_samples) if why == NOT_MIXED else max(needed, num_samples + 1)
+
+
+def t_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, float, float]:
+    """Mean and Student-:math:`t` interval of ``values`` (NaN bounds for fewer than 2)."""
+    from scipy.stats import t
+
+    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if len(x) == 0:
+        return float("nan"), float("nan"), float("nan")
+    mean = float(x.mean())
+    if len(x) < 2:
+        return mean, float("nan"), float("nan")
+    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return mean, mean - half, mean + half

@@ -411,8 +411,7 @@ def quick_validate_kernels() -> list:
     """The kernels of ``simplehmc validate --quick``: RandomWalkMH, MALA, SimpleHMC (a fixed
     trajectory length with a jittered step size, as in the scaling run: a fixed number of steps
     can resonate on a Gaussian) and NUTS."""
-    from ..compare.scaling import SCALING_KERNELS
-    from ..compare.specs import KERNELS
+    from ..compare.specs import KERNELS, SCALING_KERNELS
 
     return [KERNELS["RandomWalkMH"], KERNELS["MALA"], SCALING_KERNELS["SimpleHMC"], KERNELS["NUTS"]]
 

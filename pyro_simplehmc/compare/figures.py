@@ -11,17 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 
 from ..checks.statistics import FAIL, MIN_RELIABLE_ESS, PASS
 from ..checks.targets import Target
+from .plotting import save_figure as _save
+from .plotting import subplots as _subplots
 from .results import Comparison, KernelResult
-from .scaling import THEORY_SLOPES, fit_slope
-
-
-def _subplots(rows: int = 1, cols: int = 1, figsize=(6.4, 4.8), squeeze: bool = True):
-    fig = Figure(figsize=figsize)
-    return fig, fig.subplots(rows, cols, squeeze=squeeze)
+from .slopes import THEORY_SLOPES, fit_slope
 
 
 def _verdict(result: KernelResult) -> str:
@@ -242,9 +238,3 @@ def plot_acceptance(table: list[dict], path: str | Path) -> Path:
     ax.legend(fontsize="small", loc="center left")
     fig.tight_layout()
     return _save(fig, path)
-
-
-def _save(fig, path: str | Path) -> Path:
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path

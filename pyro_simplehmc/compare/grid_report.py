@@ -28,6 +28,11 @@ from typing import Any
 
 import numpy as np
 
+from ..checks.statistics import t_interval
+from .plotting import save_figure, subplots
+from .results import finite
+from .slopes import THEORY_SLOPES, fit_slope
+
 #: Confidence level of every interval of the report.
 LEVEL = 0.95
 
@@ -45,8 +50,7 @@ CELL_COLUMNS = (
 
 
 def theory_slopes() -> dict[str, float]:
-    from .scaling import THEORY_SLOPES
-
+    """The optimal-scaling slopes (:data:`.slopes.THEORY_SLOPES`)."""
     return dict(THEORY_SLOPES)
 
 
@@ -85,20 +89,6 @@ def table_rows(records: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         if len(variants[row["kernel"]]) == 1:
             row["label"] = row["kernel"]
     return rows
-
-
-def t_interval(values: Sequence[float], level: float = LEVEL) -> tuple[float, float, float]:
-    """Mean and Student-:math:`t` interval of ``values`` (NaN bounds for fewer than 2)."""
-    from scipy.stats import t
-
-    x = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
-    if len(x) == 0:
-        return float("nan"), float("nan"), float("nan")
-    mean = float(x.mean())
-    if len(x) < 2:
-        return mean, float("nan"), float("nan")
-    half = float(t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
-    return mean, mean - half, mean + half
 
 
 def _value(row: Mapping[str, Any], metric: str) -> float:
@@ -146,7 +136,6 @@ def slope_summary(rows: Sequence[Mapping[str, Any]], metric: str = "ess_per_eval
 
     Fitted per seed over the dimensions that seed has; the interval is over seeds.
     """
-    from .scaling import fit_slope
 
     theory = theory_slopes()
     groups: dict[tuple, dict[int, list]] = {}
@@ -262,7 +251,6 @@ def write_grid_report(
 ) -> list[Path]:
     """Write ``grid_report.txt``, ``grid_cells.csv`` (the merged table), ``grid_summary.json``
     and, with ``figures``, ``grid_ess_per_eval.png`` and ``grid_slopes.png`` into ``out``."""
-    from .report import finite as _finite
 
     out = Path(out)
     rows = table_rows(records)
@@ -279,7 +267,7 @@ def write_grid_report(
             writer.writerows(rows)
     paths.append(out / "grid_summary.json")
     summary = {"cells": cell_summary(rows), "slopes": slope_summary(rows), "level": LEVEL}
-    paths[-1].write_text(json.dumps(_finite(summary), indent=1) + "\n")
+    paths[-1].write_text(json.dumps(finite(summary), indent=1) + "\n")
     if figures and any(r["dim"] is not None for r in rows):
         paths.append(plot_grid_scaling(rows, out / "grid_ess_per_eval.png"))
         if summary["slopes"]:
@@ -292,11 +280,10 @@ def plot_grid_scaling(
 ) -> Path:
     """ESS per evaluation against :math:`D`, one panel per target: the geometric mean over
     seeds with its interval as a band, every seed as a dot."""
-    from .figures import _save, _subplots
 
     summary = [s for s in cell_summary(rows, metric) if s["dim"] is not None]
     targets = list(dict.fromkeys(s["target"] for s in summary))
-    fig, axes = _subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
+    fig, axes = subplots(1, len(targets), figsize=(6.5 * len(targets), 4.5), squeeze=False)
     for ax, target in zip(axes.flat, targets, strict=True):
         for label in dict.fromkeys(s["label"] for s in summary if s["target"] == target):
             mine = sorted(
@@ -328,14 +315,13 @@ def plot_grid_scaling(
         ax.set_title(f"{target}: geometric mean over seeds, {100 * LEVEL:.0f} % band", fontsize=10)
         ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_slopes(slopes: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     """Fitted slopes with their intervals (error bars) beside the theory (crosses)."""
-    from .figures import _save, _subplots
 
-    fig, ax = _subplots(figsize=(1.4 * len(slopes) + 3, 4))
+    fig, ax = subplots(figsize=(1.4 * len(slopes) + 3, 4))
     x = np.arange(len(slopes))
     mean = np.array([s["slope"] for s in slopes], dtype=float)
     low = np.array([s["slope_low"] for s in slopes], dtype=float)
@@ -351,7 +337,7 @@ def plot_slopes(slopes: Sequence[Mapping[str, Any]], path: str | Path) -> Path:
     ax.set_title("Fitted slopes across seeds against theory (-1, -1/3, -1/4)", fontsize=10)
     ax.legend(fontsize="small")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 __all__ = [

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS
-from .results import Comparison
+from .results import Comparison, finite
 
 #: (header, summary key, format) of the terminal table's columns; ``{ref}`` is the reference.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
@@ -125,19 +125,3 @@ def write_json(comparison: Comparison, path: str | Path) -> Path:
     return path
 
 
-def finite(value):
-    """JSON has no NaN or infinity: write them as ``null`` and strings."""
-    if isinstance(value, float):
-        if math.isnan(value):
-            return None
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return value
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value
-
-
-_finite = finite  # the name the command line used before

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -223,4 +224,19 @@ class Comparison:
         return out
 
 
-__all__ = ["TOO_FEW_DRAWS", "Comparison", "KernelResult"]
+def finite(value):
+    """JSON has no NaN or infinity: write them as ``null`` and strings."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value
+
+
+__all__ = ["TOO_FEW_DRAWS", "Comparison", "KernelResult", "finite"]

@@ -13,53 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
-from pyro.infer import NUTS
-
+from ..checks.statistics import t_interval
 from ..core import validation as check
-from ..kernels import MALA, RandomWalkMH, SimpleHMC
+from .grid import Cell, replicate_seeds, run_grid_cell
 from .results import KernelResult
-from .specs import KERNELS, KernelSpec, resolve_kernels
-
-#: The slope of log(ESS per evaluation) against log(D) that optimal-scaling theory predicts.
-THEORY_SLOPES: dict[str, float] = {"RandomWalkMH": -1.0, "MALA": -1.0 / 3.0, "SimpleHMC": -0.25}
-
-#: Integration time of SimpleHMC in the scaling run, in units of the adapted (whitened) scale:
-#: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
-SCALING_TRAJECTORY_LENGTH = 2.0
-
-#: The kernels of the scaling experiment. SimpleHMC fixes its mean trajectory length (not its
-#: number of steps) and jitters its step size as well as its length (by default), which breaks the
-#: resonance of a fixed trajectory on a Gaussian. (With the length fixed and only the step size
-#: jittered, ``simplehmc validate --quick`` found R-hat 1.013 for SimpleHMC at seed 1.)
-SCALING_KERNELS: dict[str, KernelSpec] = {
-    "RandomWalkMH": KernelSpec(
-        "RandomWalkMH", lambda t, u: RandomWalkMH(potential_fn=u), False, ours=True
-    ),
-    "MALA": KernelSpec("MALA", lambda t, u: MALA(potential_fn=u), ours=True),
-    "SimpleHMC": KernelSpec(
-        "SimpleHMC",
-        lambda t, u: SimpleHMC(
-            potential_fn=u, trajectory_length=SCALING_TRAJECTORY_LENGTH, step_size_jitter=0.2
-        ),
-        ours=True,
-    ),
-    "NUTS": KernelSpec("NUTS", lambda t, u: NUTS(potential_fn=u)),
-}
-
-
-def fit_slope(dims: Sequence[float], values: Sequence[float]) -> tuple[float, float]:
-    """Least-squares slope and intercept of ``log(values)`` on ``log(dims)``.
-
-    Points with a value of 0 (a chain that never moved) are left out; fewer than two points
-    give NaN.
-    """
-    dims, values = np.asarray(dims, dtype=float), np.asarray(values, dtype=float)
-    keep = (values > 0) & np.isfinite(values)
-    if keep.sum() < 2:
-        return float("nan"), float("nan")
-    slope, intercept = np.polyfit(np.log(dims[keep]), np.log(values[keep]), 1)
-    return float(slope), float(intercept)
+from .slopes import THEORY_SLOPES, fit_slope
+from .specs import KERNELS, SCALING_KERNELS, SCALING_SETTINGS, KernelSpec, resolve_kernels
 
 
 def scaling(
@@ -88,8 +47,6 @@ def scaling(
         ``dim``, ``seed``, ``median_ess_per_eval`` (median bulk ESS of the coordinates per
         evaluation) and ``theory_slope``.
     """
-    from .grid import Cell, replicate_seeds, run_grid_cell, scaling_settings
-
     dims = check.int_list("dims", dims, 1)
     check.positive_finite("low", low)
     check.positive_finite("high", high)
@@ -102,7 +59,7 @@ def scaling(
     if kernels is None:
         specs = list(SCALING_KERNELS.values())
     named = {**KERNELS, **SCALING_KERNELS}
-    settings = scaling_settings()
+    settings = SCALING_SETTINGS
     seed_list = replicate_seeds(check.nonnegative_int("seed", seed), seeds, num_chains)
     cells = [
         (
@@ -166,7 +123,6 @@ def _progress(total: int, enabled: bool):
 
 def slope_intervals(rows: list[dict], metric: str = "ess_per_eval") -> dict[str, tuple]:
     """Per kernel: the mean over seeds of the per-seed slope, and its 95 % t interval."""
-    from .grid_report import t_interval
 
     out = {}
     for kernel in dict.fromkeys(r["kernel"] for r in rows):

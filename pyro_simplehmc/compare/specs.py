@@ -8,9 +8,10 @@ kernel is counted the same way.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -19,7 +20,7 @@ from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from torch import Tensor
 
 from ..core import validation as check
-from ..kernels import MALA, RandomWalkMH, SimpleHMC
+from ..kernels import MALA, MHKernel, RandomWalkMH, SimpleHMC
 
 
 class CountingPotential:
@@ -82,65 +83,141 @@ class CountingRandomWalkKernel(RandomWalkKernel):
 
 @dataclass(frozen=True)
 class KernelSpec:
-    """How to build one kernel of the comparison.
+    """How to build one kernel of a comparison, a grid or the scaling run: the one registry.
 
     :ivar name: the label in reports.
-    :ivar make: ``make(problem, potential_fn) -> kernel`` (``make(problem, potential_fn,
-        full_mass=...)`` when :attr:`full_mass` is not ``None``); ``potential_fn`` is the counted
-        potential, which the kernel must use (for a model-only kernel, see
+    :ivar make: ``make(problem, potential_fn, **settings) -> kernel`` (``None`` when
+        :attr:`kernel_class` is given); ``potential_fn`` is the
+        counted potential, which the kernel must use (for a model-only kernel, see
         :class:`CountingRandomWalkKernel`). ``problem`` is a
         :class:`~pyro_simplehmc.compare.problems.Problem`.
     :ivar uses_gradient: whether cost is counted in gradients (else in potential evaluations).
-    :ivar ours: whether the kernel is one of this package's (its own counters are cross-checked).
-    :ivar full_mass: the kernel's ``full_mass`` argument, or ``None`` for a kernel that takes none.
+    :ivar ours: whether the kernel is one of this package's: its own counters are cross-checked,
+        and the runner can run its chains as one batch (:class:`~pyro_simplehmc.MCMC` with
+        ``chain_method="vectorized"``).
+    :ivar settings: keyword arguments of the kernel's constructor (on top of ``potential_fn``).
+    :ivar allowed: the settings the constructor takes (``None``: not known, none accepted).
+    :ivar kernel_class: the kernel's class, when the spec builds one by its constructor.
     """
 
     name: str
-    make: Callable[..., MCMCKernel]
+    make: Callable[..., MCMCKernel] | None = None
     uses_gradient: bool = True
     ours: bool = False
-    full_mass: bool | None = None
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    allowed: frozenset[str] | None = None
+    kernel_class: type | None = None
 
-    def build(self, problem: Any, potential_fn: CountingPotential) -> MCMCKernel:
-        """The kernel, on the counted ``potential_fn``."""
-        if self.full_mass is None:
-            return self.make(problem, potential_fn)
-        return self.make(problem, potential_fn, full_mass=self.full_mass)
+    @classmethod
+    def of(
+        cls, kernel_class: type, name: str | None = None, uses_gradient: bool = True, **settings
+    ) -> KernelSpec:
+        """The spec of a kernel class built as ``kernel_class(potential_fn=..., **settings)``."""
+        allowed = frozenset(inspect.signature(kernel_class.__init__).parameters) - {
+            "self",
+            "model",
+            "potential_fn",
+        }
+        ours = isinstance(kernel_class, type) and issubclass(kernel_class, MHKernel)
+        return cls(
+            name or kernel_class.__name__,
+            None,
+            uses_gradient,
+            ours,
+            dict(settings),
+            allowed,
+            kernel_class,
+        )
+
+    @property
+    def full_mass(self) -> bool | None:
+        """The kernel's ``full_mass``, or ``None`` for a kernel that takes none."""
+        if self.allowed is None or "full_mass" not in self.allowed:
+            return None
+        return self.settings.get("full_mass", False)
+
+    def build(self, problem: Any, potential_fn: Callable, **extra: Any) -> MCMCKernel:
+        """The kernel, on the counted ``potential_fn`` (``extra``: settings for this build)."""
+        if self.kernel_class is not None:
+            return self.kernel_class(potential_fn=potential_fn, **{**self.settings, **extra})
+        return self.make(problem, potential_fn, **{**self.settings, **extra})
+
+    def with_settings(self, **settings: Any) -> KernelSpec:
+        """This spec with more constructor arguments (a variant, e.g. a fixed trajectory length).
+
+        :raises ValueError: naming any setting the kernel's constructor does not take.
+        """
+        if not settings:
+            return self
+        allowed = self.allowed or frozenset()
+        unknown = sorted(set(settings) - allowed)
+        if unknown:
+            raise ValueError(
+                f"kernel {self.name!r} takes no setting(s) {unknown}; allowed: {sorted(allowed)}"
+            )
+        return replace(self, settings={**self.settings, **settings})
 
     def with_full_mass(self, full_mass: bool) -> KernelSpec:
         """This spec with ``full_mass`` set, if the kernel takes one (else unchanged)."""
-        return self if self.full_mass is None else replace(self, full_mass=full_mass)
+        return self if self.full_mass is None else self.with_settings(full_mass=full_mass)
 
 
-def _pyro_random_walk(problem: Any, potential_fn: CountingPotential) -> MCMCKernel:
+def _pyro_random_walk(problem: Any, potential_fn: CountingPotential, **settings) -> MCMCKernel:
     # The runner's counter is handed over: the kernel wraps the potential it builds with it.
     def reuse(built: Callable) -> CountingPotential:
         potential_fn.potential_fn = built
         return potential_fn
 
-    if problem.model is None:
+    if problem is None or problem.model is None:
         raise ValueError("Pyro's RandomWalkKernel needs a model; this problem has none")
-    return CountingRandomWalkKernel(problem.model, reuse)
-
-
-def _builder(cls, **fixed) -> Callable[..., MCMCKernel]:
-    def make(problem, potential_fn, full_mass=False):
-        return cls(potential_fn=potential_fn, full_mass=full_mass, **fixed)
-
-    return make
+    return CountingRandomWalkKernel(problem.model, reuse, **settings)
 
 
 #: The kernels available by name; :data:`DEFAULT_KERNELS` lists those run by default.
 KERNELS: dict[str, KernelSpec] = {
-    "RandomWalkMH": KernelSpec("RandomWalkMH", _builder(RandomWalkMH), False, True, False),
-    "MALA": KernelSpec("MALA", _builder(MALA), True, True, False),
-    "SimpleHMC": KernelSpec("SimpleHMC", _builder(SimpleHMC), True, True, False),
-    "NUTS": KernelSpec("NUTS", _builder(NUTS), True, False, False),
+    "RandomWalkMH": KernelSpec.of(RandomWalkMH, uses_gradient=False),
+    "MALA": KernelSpec.of(MALA),
+    "SimpleHMC": KernelSpec.of(SimpleHMC),
+    "NUTS": KernelSpec.of(NUTS),
     # Pyro's HMC holds the trajectory length fixed while its step size adapts.
-    "HMC": KernelSpec("HMC", _builder(HMC, trajectory_length=2.0), True, False, False),
-    "RandomWalkKernel": KernelSpec("RandomWalkKernel", _pyro_random_walk, False, False),
+    "HMC": KernelSpec.of(HMC, trajectory_length=2.0),
+    "RandomWalkKernel": KernelSpec(
+        "RandomWalkKernel",
+        _pyro_random_walk,
+        uses_gradient=False,
+        allowed=frozenset(inspect.signature(RandomWalkKernel.__init__).parameters)
+        - {"self", "model"},
+    ),
 }
 DEFAULT_KERNELS: tuple[str, ...] = tuple(KERNELS)
+
+#: Integration time of SimpleHMC in the scaling run, in units of the adapted (whitened) scale:
+#: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
+SCALING_TRAJECTORY_LENGTH = 2.0
+
+#: The kernels' settings in the dimension experiment (:mod:`.scaling`, ``simplehmc validate``,
+#: scaling grids). SimpleHMC fixes its mean trajectory length (not its number of steps) and
+#: jitters its step size as well as its length, which breaks the resonance of a fixed trajectory
+#: on a Gaussian (see the design notes).
+SCALING_SETTINGS: dict[str, dict[str, Any]] = {
+    "SimpleHMC": {"trajectory_length": SCALING_TRAJECTORY_LENGTH, "step_size_jitter": 0.2},
+}
+
+#: The kernels of the scaling experiment: :data:`KERNELS` with :data:`SCALING_SETTINGS`.
+SCALING_KERNELS: dict[str, KernelSpec] = {
+    name: KERNELS[name].with_settings(**SCALING_SETTINGS.get(name, {}))
+    for name in ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS")
+}
+
+
+def kernel_spec(name: str, settings: Mapping[str, Any] | None = None) -> KernelSpec:
+    """The spec of kernel ``name`` of :data:`KERNELS` with ``settings`` on top.
+
+    :raises ValueError: for an unknown kernel or a setting its constructor does not take.
+    """
+    if name not in KERNELS:
+        raise ValueError(f"unknown kernel {name!r}; choose from {sorted(KERNELS)}")
+    return KERNELS[name].with_settings(**dict(settings or {}))
 
 
 def resolve_kernels(
@@ -190,3 +267,18 @@ def as_kernel_spec(
         raise ValueError(f"name must be a non-empty string; got {name!r}")
     check.callable_or_none("make", make)
     return KernelSpec(name, lambda problem, potential_fn: make(potential_fn), uses_gradient)
+
+
+__all__ = [
+    "DEFAULT_KERNELS",
+    "KERNELS",
+    "SCALING_KERNELS",
+    "SCALING_SETTINGS",
+    "SCALING_TRAJECTORY_LENGTH",
+    "CountingPotential",
+    "CountingRandomWalkKernel",
+    "KernelSpec",
+    "as_kernel_spec",
+    "kernel_spec",
+    "resolve_kernels",
+]

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from unittest import mock
 
 import numpy as np
 import pytest
@@ -82,28 +81,23 @@ class Boom(RuntimeError):
 
 def raising_task(cell: Cell) -> dict:
     """``run_grid_cell``, except that the kernel of the cells with seed 1 raises while sampling."""
-    from pyro_simplehmc.compare import grid
+    from pyro_simplehmc.compare import KernelSpec
+    from pyro_simplehmc.compare.grid import kernel_spec, run_grid_cell
 
     if cell.seed != 1:
-        return grid.run_grid_cell(cell)
-    real = grid.kernel_spec
+        return run_grid_cell(cell)
+    spec = kernel_spec(cell.kernel, cell.settings)
 
-    def broken(name, settings=None):
-        spec = real(name, settings)
+    def make(problem, potential_fn):
+        kernel = spec.build(problem, potential_fn)
 
-        def make(target, potential_fn):
-            kernel = spec.make(target, potential_fn)
+        def sample(params):
+            raise Boom("the kernel broke")
 
-            def sample(params):
-                raise Boom("the kernel broke")
+        kernel.sample = sample
+        return kernel
 
-            kernel.sample = sample
-            return kernel
-
-        return type(spec)(spec.name, make, spec.uses_gradient, spec.ours)
-
-    with mock.patch.object(grid, "kernel_spec", broken):
-        return grid.run_grid_cell(cell)
+    return run_grid_cell(cell, spec=KernelSpec(spec.name, make, spec.uses_gradient))
 
 
 # ------------------------------------------------------------------------------- cells
