@@ -28,6 +28,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ..checks.targets import TARGETS, get_target
+from ..compare.execution import DEFAULT_BATCH_CHAINS, DEFAULT_MAX_EVALS
 from ..core import validation as check
 
 #: Settings of ``--quick`` (CI) and of the default run, per command.
@@ -52,6 +53,10 @@ QUICK = {
 #: and 1: every smallest bulk ESS above 500, R-hat at most 1.009, 18-19 s of CPU time.
 QUICK_VALIDATE_RHO = 0.5
 QUICK_VALIDATE_LENGTHS = {"RandomWalkMH": 3000}
+#: Chains of this package's kernels in a comparison, as one batch, and the budget of each kernel
+#: for a reliable verdict (:mod:`pyro_simplehmc.compare.execution`).
+BATCH_CHAINS = DEFAULT_BATCH_CHAINS
+MAX_EVALS = DEFAULT_MAX_EVALS
 VALIDATE = {
     "num_samples": 1000,
     "warmup_steps": 500,
@@ -67,6 +72,29 @@ def _add_run_options(parser: argparse.ArgumentParser, chains: int | None) -> Non
     if chains is not None:
         parser.add_argument("--num-chains", type=int, help=f"chains per kernel (default {chains})")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first chain")
+    parser.add_argument(
+        "--batch-chains",
+        type=int,
+        help=f"chains of this package's kernels, run as one batch (default {BATCH_CHAINS}; "
+        "0: one chain at a time, as Pyro's kernels)",
+    )
+    parser.add_argument(
+        "--max-evals",
+        type=int,
+        help=f"budget of evaluations per kernel for a reliable verdict (default {MAX_EVALS:,}; "
+        "0: exactly --num-samples draws)",
+    )
+    parser.add_argument(
+        "--refresh-reference",
+        action="store_true",
+        help="recompute the reference run even if it is in the reference cache",
+    )
+    parser.add_argument(
+        "--no-reference-cache",
+        action="store_true",
+        help="neither read nor write the reference cache ($PYRO_SIMPLEHMC_CACHE, else "
+        "~/.cache/pyro-simplehmc/references)",
+    )
     parser.add_argument("--out", type=Path, help="output folder (created if needed)")
     parser.add_argument("--quick", action="store_true", help="a short run for CI (< 1 minute)")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -179,6 +207,22 @@ def _settings(args, defaults: dict, chains_default: int) -> dict:
         "num_chains": chains if chains is not None else (chains_default or base["num_chains"]),
         "seed": args.seed,
     }
+    batch_chains = getattr(args, "batch_chains", None)
+    max_evals = getattr(args, "max_evals", None)
+    if batch_chains is not None:
+        check.nonnegative_int("--batch-chains", batch_chains)
+    if max_evals is not None:
+        check.nonnegative_int("--max-evals", max_evals)
+    settings["batch_chains"] = BATCH_CHAINS if batch_chains is None else (batch_chains or None)
+    settings["max_evals"] = MAX_EVALS if max_evals is None else (max_evals or None)
+    if getattr(args, "no_reference_cache", False):
+        settings["reference_cache"] = None
+    else:
+        from ..compare.reference_cache import ReferenceCache
+
+        settings["reference_cache"] = ReferenceCache(
+            refresh=getattr(args, "refresh_reference", False)
+        )
     check.positive_int("--num-samples", settings["num_samples"])
     check.nonnegative_int("--warmup-steps", settings["warmup_steps"])
     check.positive_int("--num-chains", settings["num_chains"])
@@ -229,21 +273,28 @@ def load_callable(spec: str, option: str) -> Callable:
 
 
 def load_model_args(spec: str | None) -> tuple[tuple, dict]:
-    """``(args, kwargs)`` from the function ``--args`` names (none: no arguments)."""
+    """``(args, kwargs)`` from the function ``--args`` names (none: no arguments).
+
+    The function returns ``(args, kwargs)`` (a tuple or list and a dict), or the argument tuple
+    alone, as ``mcmc.run(*args)`` takes it: a tuple whose last element is not a dict.
+    """
     if spec is None:
         return (), {}
     value = load_callable(spec, "--args")()
     if (
-        not isinstance(value, tuple | list)
-        or len(value) != 2
-        or not isinstance(value[0], tuple | list)
-        or not isinstance(value[1], dict)
+        isinstance(value, tuple | list)
+        and len(value) == 2
+        and isinstance(value[0], tuple | list)
+        and isinstance(value[1], dict)
     ):
-        raise ValueError(
-            f"--args: {spec} must return (args, kwargs), a tuple or list and a dict; got "
-            f"{type(value).__name__} {str(value)[:80]}"
-        )
-    return tuple(value[0]), dict(value[1])
+        return tuple(value[0]), dict(value[1])
+    if isinstance(value, tuple) and not (value and isinstance(value[-1], dict)):
+        return value, {}
+    raise ValueError(
+        f"--args: {spec} must return (args, kwargs), a tuple or list and a dict, or the "
+        f"argument tuple alone (a tuple whose last element is not a dict); got "
+        f"{type(value).__name__} {str(value)[:80]}"
+    )
 
 
 def _out_dir(args, name: str) -> Path:
@@ -298,6 +349,7 @@ def run_scaling(
 
     from ..compare.scaling import format_scaling_table, scaling, slope_intervals, slopes
 
+    settings = {k: v for k, v in settings.items() if k != "reference_cache"}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         rows = scaling(dims, kernels=kernels, progress=progress, seeds=seeds, **settings)
@@ -515,6 +567,9 @@ def _leaderboard(args, progress: bool) -> int:
         "num_chains": base["num_chains"] if args.num_chains is None else args.num_chains,
         "seed": args.seed,
     }
+    common = _settings(args, VALIDATE, 0)
+    for key in ("batch_chains", "max_evals", "reference_cache"):
+        settings[key] = common[key]
     out = _out_dir(args, "leaderboard")
     board = leaderboard(progress=progress, jobs=args.jobs, **settings)
     text = write_leaderboard(board, out, page=args.page)

@@ -16,12 +16,13 @@ import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..core import validation as check
-from .report import finite
-from .results import Comparison
+from .execution import DEFAULT_BATCH_CHAINS, DEFAULT_MAX_EVALS
+from .results import Comparison, finite
 from .runner import compare_posterior
 
 #: The settings of the published leaderboard.
@@ -40,10 +41,18 @@ def leaderboard(
     seed: int = 0,
     progress: bool = True,
     jobs: int = 1,
+    batch_chains: int | None = DEFAULT_BATCH_CHAINS,
+    max_evals: int | None = DEFAULT_MAX_EVALS,
+    reference_cache: Any = None,
 ) -> list[Comparison]:
     """Run ``kernels`` on each of ``posteriors`` (default: all ported ones).
 
     :param jobs: posteriors run at once, each in its own process (one torch thread each).
+    :param batch_chains: as for :func:`~pyro_simplehmc.compare.compare`: this package's kernels
+        run as one batch, until their verdict is reliable or ``max_evals`` is spent.
+    :param max_evals: the budget of every kernel.
+    :param reference_cache: where NUTS's runs are kept and reused (see
+        :func:`~pyro_simplehmc.compare.compare`).
     :returns: one :class:`~pyro_simplehmc.compare.results.Comparison` per posterior.
     """
     from ..checks.posteriordb import POSTERIORS
@@ -58,6 +67,9 @@ def leaderboard(
         "warmup_steps": warmup_steps,
         "num_chains": num_chains,
         "seed": seed,
+        "batch_chains": batch_chains,
+        "max_evals": max_evals,
+        "reference_cache": reference_cache,
     }
     if jobs == 1:
         return [_one(name, settings, progress) for name in names]

@@ -14,6 +14,8 @@ from .results import Comparison, finite
 #: (header, summary key, format) of the terminal table's columns; ``{ref}`` is the reference.
 COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("kernel", "kernel", "{}"),
+    ("chains", "num_chains", "{}"),
+    ("draws", "num_samples", "{}"),
     ("truth", "status", "{}"),
     ("max|z|", "max_abs_z_truth", "{:.2f}"),
     ("vs {ref}", "vs_ref", "{}"),
@@ -26,6 +28,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("evals", "sampling_evals", "{}"),
     ("unit", "_unit", "{}"),
     ("ESS/eval", "ess_per_eval", "{:.4f}"),
+    ("95% interval", "_interval", "{}"),
     ("ESS/s", "ess_per_second", "{:.0f}"),
     ("R-hat", "r_hat", "{:.3f}"),
     ("accept", "acceptance_rate", "{:.2f}"),
@@ -39,6 +42,8 @@ def _row(summary: dict[str, Any]) -> list[str]:
     summary["_min_tail"] = min(summary["min_ess_tail_x"], summary["min_ess_tail_x2"])
     summary["_unit"] = "grad" if summary["cost_unit"] == "gradient" else "pot"
     summary["_seconds"] = summary["warmup_seconds"] + summary["sampling_seconds"]
+    low, high = summary["ess_per_eval_low"], summary["ess_per_eval_high"]
+    summary["_interval"] = None if not (low == low and high == high) else f"{low:.3g}-{high:.3g}"
     cells = []
     for _, key, fmt in COLUMNS:
         value = summary[key]
@@ -63,17 +68,23 @@ def format_table(comparison: Comparison) -> str:
             for i, (cell, w) in enumerate(zip(cells, widths, strict=True))
         )
 
-    length = f"{c.num_samples} draws"
-    longer = [
-        f"{r.name} {r.num_samples}"
-        for r in c.results
-        if r.error is None and r.num_samples != c.num_samples
-    ]
-    if longer:
-        length += f" ({', '.join(longer)})"
+    if c.batch_chains is None:
+        chains = f"{c.num_chains} chains per kernel, one at a time"
+    else:
+        chains = (
+            f"{c.batch_chains} chains as one batch (pooled adaptation) for this package's "
+            f"kernels, {c.num_chains} one at a time for the others"
+        )
+    if c.max_evals is None:
+        length = f"{c.num_samples} draws per chain"
+    else:
+        length = (
+            f"{c.num_samples} draws per chain, more until the verdict is reliable within a "
+            f"budget of {c.max_evals:,} evaluations per kernel"
+        )
     out = [
         f"{c.target}: {c.description}",
-        f"{c.num_chains} chains x {length} after {c.warmup_steps} warmup, seed {c.seed}; "
+        f"{chains}; {length}; {c.warmup_steps} warmup, seed {c.seed}; "
         f"FAIL if any |z| > {c.threshold:.2f} (Bonferroni over {c.num_tests} tests: a mean and "
         "a variance per coordinate, family-wise 0.001)",
         "",
@@ -87,7 +98,8 @@ def format_table(comparison: Comparison) -> str:
         "ESS: arviz bulk ESS (min / median over coordinates x_i, min over squares x_i^2); "
         "min tail: smallest tail ESS of x and x^2.",
         "ESS/eval: smallest bulk ESS per sampling-phase gradient (per potential evaluation for "
-        "gradient-free kernels); evals: that cost, all chains.",
+        "gradient-free kernels); evals: that cost, all chains; 95% interval: over groups of "
+        "chains.",
         f"z: (estimate - truth) / MCSE for each mean and variance; vs {ref}: the same against "
         f"{ref} with both MCSEs combined.",
     ]

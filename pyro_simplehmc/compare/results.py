@@ -21,7 +21,9 @@ class KernelResult:
     against the reference kernel; each is ``PASS``, ``FAIL``, ``TOO FEW DRAWS``, ``NOT MIXED``,
     ``REF TOO FEW DRAWS`` / ``REF NOT MIXED`` (the reference's draws are not reliable), ``ERROR``
     (the kernel raised; see :attr:`error`) or ``"-"``. :attr:`draws_needed` estimates the draws
-    per chain that would make the verdict reliable.
+    per chain that would make the verdict reliable. :attr:`ess_per_eval_low` and
+    :attr:`ess_per_eval_high` bound :attr:`ess_per_eval` (a 95% interval over groups of chains,
+    NaN with fewer than two chains).
     """
 
     name: str
@@ -51,6 +53,8 @@ class KernelResult:
     status_ref: str = NOT_TESTED
     reliability: str | None = None
     draws_needed: int | None = None
+    ess_per_eval_low: float = float("nan")
+    ess_per_eval_high: float = float("nan")
     error: str | None = None
     deterministic: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -127,6 +131,8 @@ class KernelResult:
 
         return {
             "kernel": self.name,
+            "num_chains": self.num_chains,
+            "num_samples": self.num_samples,
             "status": self.status_truth,
             "vs_ref": self.status_ref,
             "max_abs_z_truth": self.max_abs_z_truth,
@@ -147,6 +153,8 @@ class KernelResult:
             "warmup_potential_evals": self.potential_evals["warmup"],
             "sampling_potential_evals": self.potential_evals["sampling"],
             "ess_per_eval": self.ess_per_eval,
+            "ess_per_eval_low": self.ess_per_eval_low,
+            "ess_per_eval_high": self.ess_per_eval_high,
             "ess_per_second": self.ess_per_second,
             "r_hat": self.r_hat,
             "acceptance_rate": self.acceptance_rate,
@@ -168,6 +176,11 @@ class Comparison:
     :ivar reference: the kernel the others were compared with, or ``None``.
     :ivar truth_mean: the known truth, or ``None`` (a user's model: the reference is the truth).
     :ivar num_tests: the number of z-scores per kernel (a mean and a variance per coordinate).
+    :ivar num_chains: chains of each kernel run one chain at a time (Pyro's kernels).
+    :ivar batch_chains: chains of each of this package's kernels, run as one batch (``None``:
+        those ran per chain too).
+    :ivar max_evals: the budget of evaluations of each batched kernel (``None``: none, fixed
+        draws); :attr:`num_samples` is then the draws per chain of its first run.
     """
 
     target: str
@@ -185,6 +198,8 @@ class Comparison:
     reference: str | None = None
     reference_num_samples: int | None = None
     draws: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    batch_chains: int | None = None
+    max_evals: int | None = None
 
     def __getitem__(self, name: str) -> KernelResult:
         for result in self.results:

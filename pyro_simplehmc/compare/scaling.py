@@ -32,6 +32,8 @@ def scaling(
     high: float = 1.0,
     progress: bool = True,
     seeds: int = 1,
+    batch_chains: int | None = None,
+    max_evals: int | None = None,
 ) -> list[dict]:
     """Run the kernels on ``diagonal_gaussian(D)`` for every ``D`` in ``dims``: a small grid.
 
@@ -43,6 +45,9 @@ def scaling(
         :data:`SCALING_KERNELS`.
     :param seeds: independent replicates; replicate :math:`r` starts its chains at
         ``seed + r * num_chains`` (:func:`.grid.replicate_seeds`).
+    :param batch_chains: run this package's kernels as one batch of this many chains, and
+        ``max_evals`` their budget for a reliable verdict (see
+        :func:`~pyro_simplehmc.compare.execution.run_cell`); ``None``: per chain, fixed draws.
     :returns: one row per (kernel, dimension, seed) with the comparison's summary, plus
         ``dim``, ``seed``, ``median_ess_per_eval`` (median bulk ESS of the coordinates per
         evaluation) and ``theory_slope``.
@@ -74,6 +79,8 @@ def scaling(
                 num_samples,
                 warmup_steps,
                 num_chains,
+                batch_chains=batch_chains,
+                max_evals=max_evals,
             ),
             # A spec that is not one of the named ones (a kernel of your own) runs as given.
             None if named.get(spec.name) is spec else spec,

@@ -142,6 +142,12 @@ def make_args():
 def wrong_args():
     return torch.tensor([0.5])
 
+def tuple_args():
+    return (torch.tensor([0.5, 1.5, -0.2, 0.9]),)
+
+def dict_last():
+    return (torch.tensor([0.5]), {"scale": 1.0})
+
 def no_latent(y):
     pyro.sample("y", dist.Normal(0.0, 1.0), obs=y)
 
@@ -206,6 +212,17 @@ def test_compare_model_bad_input(model_file, tmp_path, capsys, model, args, mess
     err = capsys.readouterr().err
     assert err.startswith("simplehmc: error:") and "Traceback" not in err
     assert re.search(message, err), err
+
+
+def test_args_may_be_the_argument_tuple_alone(model_file):
+    from pyro_simplehmc.cli.main import load_model_args
+
+    args, kwargs = load_model_args(f"{model_file}:tuple_args")
+    assert len(args) == 1 and args[0].shape == (4,) and kwargs == {}
+    assert load_model_args(f"{model_file}:make_args")[1] == {}
+    # A tuple ending in a dict is neither form: refused, naming both.
+    with pytest.raises(ValueError, match="the argument tuple alone"):
+        load_model_args(f"{model_file}:dict_last")
 
 
 def test_compare_a_posterior_uses_the_bundled_reference(tmp_path):

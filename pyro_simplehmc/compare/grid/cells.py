@@ -50,6 +50,10 @@ class Cell:
     :ivar num_chains: chains, run one after the other.
     :ivar keep_draws: return the draws with the record (written beside it as ``.npy``).
     :ivar kind: ``"target"`` or ``"posterior"`` (see :data:`KINDS`).
+    :ivar batch_chains: run one of this package's kernels as one batch of this many chains
+        (``None``: ``num_chains`` chains one after the other);
+        see :func:`~pyro_simplehmc.compare.execution.run_cell`.
+    :ivar max_evals: the batched kernel's budget for a reliable verdict (``None``: fixed draws).
     """
 
     target: str
@@ -63,10 +67,15 @@ class Cell:
     num_chains: int = 2
     keep_draws: bool = False
     kind: str = "target"
+    batch_chains: int | None = None
+    max_evals: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The cell as plain JSON data (dict keys sorted, so that equal cells serialise equally)."""
         out = asdict(self)
+        for key in ("batch_chains", "max_evals"):  # absent when unset: older cells keep their id
+            if out[key] is None:
+                del out[key]
         out["settings"] = dict(sorted(dict(self.settings).items()))
         out["target_kwargs"] = dict(sorted(dict(self.target_kwargs).items()))
         return out
@@ -205,6 +214,9 @@ def validate_cells(cells: Iterable[Cell]) -> list[Cell]:
             check.positive_int("num_samples", cell.num_samples)
             check.nonnegative_int("warmup_steps", cell.warmup_steps)
             check.positive_int("num_chains", cell.num_chains)
+            for name in ("batch_chains", "max_evals"):
+                if getattr(cell, name) is not None:
+                    check.positive_int(name, getattr(cell, name))
             check.nonnegative_int("seed", cell.seed)
             check.boolean("keep_draws", cell.keep_draws)
             json.dumps(cell.to_dict())

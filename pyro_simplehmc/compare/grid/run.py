@@ -63,6 +63,8 @@ def run_grid_cell(cell: Cell | Mapping[str, Any], spec: Any = None) -> dict[str,
                 warmup_steps=cell.warmup_steps,
                 num_chains=cell.num_chains,
                 seed=cell.seed,
+                batch_chains=cell.batch_chains,
+                max_evals=cell.max_evals,
             )
         if result.error is not None:  # the kernel raised: run_cell warned with the traceback
             tracebacks = [str(w.message) for w in caught if " raised on " in str(w.message)]
