@@ -26,6 +26,8 @@ GRID_QUICK = {
     "warmup_steps": 100,
     "num_chains": 1,
     "workers": 2,
+    "batch_chains": 8,
+    "max_evals": None,
 }
 #: The default grid: the scaling study with three replicates.
 GRID_DEFAULT = {
@@ -35,6 +37,8 @@ GRID_DEFAULT = {
     "num_samples": 1000,
     "warmup_steps": 500,
     "num_chains": 2,
+    "batch_chains": 32,
+    "max_evals": 2_000_000,
 }
 
 
@@ -67,6 +71,16 @@ def add_grid_parser(sub) -> argparse.ArgumentParser:
     grid.add_argument("--warmup-steps", type=int, help="warmup iterations per chain")
     grid.add_argument("--num-chains", type=int, help="chains per cell")
     grid.add_argument("--seed", type=int, default=0, help="seed of the first replicate")
+    grid.add_argument(
+        "--batch-chains",
+        type=int,
+        help="chains of this package's kernels per cell, as one batch (0: one chain at a time)",
+    )
+    grid.add_argument(
+        "--max-evals",
+        type=int,
+        help="budget of evaluations per cell for a reliable verdict (0: fixed draws)",
+    )
     grid.add_argument("--keep-draws", action="store_true", help="save each cell's draws (.npy)")
     where = grid.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="local worker processes (default: cores)")
@@ -109,7 +123,10 @@ def cells_from_args(args) -> list:
         if (
             any(
                 getattr(args, a) is not None
-                for a in ("targets", "dims", "kernels", "seeds", "num_samples", "warmup_steps")
+                for a in (
+                    "targets", "dims", "kernels", "seeds", "num_samples", "warmup_steps",
+                    "batch_chains", "max_evals",
+                )
             )
             or args.posteriors
         ):
@@ -138,7 +155,14 @@ def cells_from_args(args) -> list:
         warmup_steps=base["warmup_steps"] if args.warmup_steps is None else args.warmup_steps,
         num_chains=base["num_chains"] if args.num_chains is None else args.num_chains,
         keep_draws=args.keep_draws,
+        batch_chains=_given(args.batch_chains, base["batch_chains"]),
+        max_evals=_given(args.max_evals, base["max_evals"]),
     )
+
+
+def _given(value: int | None, default: int | None) -> int | None:
+    # A flag not given takes the default; 0 turns the feature off.
+    return default if value is None else (value or None)
 
 
 def run_grid_command(args) -> int:

@@ -162,7 +162,9 @@ def run_batch(
     batch's random stream is seeded with ``seed``.
 
     :param chain_adaptation: the kernel's ``chain_adaptation`` (``None``: the spec's own);
-        pooled by default, so that the chains' shared warmup draws estimate the mass matrix.
+        pooled by default, so that the chains' shared warmup draws estimate the mass matrix,
+        with the step size of a gradient-based kernel adapted on the harmonic mean of the
+        chains' acceptance probabilities.
     :param mcmc: an earlier run of this function to continue (its chains, step sizes, mass
         matrices and random stream; no warmup): ``num_samples`` more draws per chain.
     :returns: one :class:`ChainRun` per chain (this run's draws and cost only), and the
@@ -172,11 +174,18 @@ def run_batch(
     init_state = None
     if mcmc is None:
         pyro.set_rng_seed(seed)
-        kernel = spec.build(problem, CountingPotential(problem.potential_fn))
+        kernel = _batch_kernel(spec, problem)
         if chain_adaptation is not None and "chain_adaptation" not in spec.settings:
             kernel.chain_adaptation = check.one_of(
                 "chain_adaptation", chain_adaptation, ("per_chain", "pooled")
             )
+        if kernel.chain_adaptation == "pooled" and kernel.uses_gradient:
+            # The step size follows the harmonic mean of the chains' acceptance probabilities
+            # (as ChEES does, Hoffman et al. 2021): a chain whose gradient steps all fail pulls
+            # it down until that chain moves too, where the mean can leave it stuck. (A random
+            # walk's single-step probabilities are often near 0, so for it the harmonic mean
+            # would shrink the step far below the optimum: it keeps the mean. Design notes.)
+            kernel.pooled_statistic = "harmonic"
         starts = [problem.initial_params(seed + c) for c in range(num_chains)]
         initial_params = {name: torch.stack([s[name] for s in starts]) for name in starts[0]}
     else:
@@ -224,6 +233,19 @@ def run_batch(
             )
         )
     return chains, run
+
+
+def _batch_kernel(spec: KernelSpec, problem: Problem) -> MHKernel:
+    """The kernel of a batch. On a Pyro model it is built from the model, so that it can
+    evaluate every chain in one call (under a plate, or vmapped; see
+    :mod:`pyro_simplehmc.kernels.potentials`): the problem's one-chain potential could only be
+    looped over the chains."""
+    if problem.model is not None and problem.target is None and spec.kernel_class is not None:
+        extra = {}
+        if problem.max_plate_nesting is not None:
+            extra["max_plate_nesting"] = problem.max_plate_nesting
+        return spec.kernel_class(model=problem.model, **{**extra, **spec.settings})
+    return spec.build(problem, CountingPotential(problem.potential_fn))
 
 
 def _join(first: ChainRun, later: ChainRun) -> ChainRun:
@@ -315,6 +337,13 @@ def run_batch_until_reliable(
         draws = np.stack([c.draws for c in chains])
         why, smallest, r_hat = unreliable(draws)
         if why is None:
+            break
+        stuck = np.flatnonzero(~np.any(draws[:, 1:] != draws[:, :-1], axis=(1, 2)))
+        if len(stuck):
+            notes.append(
+                f"chain(s) {stuck.tolist()} never moved in {draws.shape[1]} draws: more draws "
+                "would not help, so none were run"
+            )
             break
         done = draws.shape[1]
         spent = _cost(chains, spec.uses_gradient)

@@ -50,6 +50,7 @@ class Problem:
         kurtosis :math:`\\kappa` from the kernel's draws.
     :ivar deterministic_sites: the model's deterministic sites, reported and not tested.
     :ivar target: the :class:`~pyro_simplehmc.checks.targets.Target` it came from, if any.
+    :ivar max_plate_nesting: the model's bound on nested plates, when it was given.
     """
 
     name: str
@@ -69,6 +70,7 @@ class Problem:
     truth_ess: np.ndarray | None = None
     deterministic_sites: tuple[str, ...] = ()
     target: Target | None = None
+    max_plate_nesting: int | None = None
 
     @property
     def dim(self) -> int:
@@ -208,6 +210,7 @@ def from_model(
         model_args=model_args,
         model_kwargs=model_kwargs,
         deterministic_sites=deterministic,
+        max_plate_nesting=max_plate_nesting,
     )
 
 

@@ -149,6 +149,8 @@ def product_cells(
     target_kwargs: Mapping[str, Any] | None = None,
     keep_draws: bool = False,
     posteriors: Sequence[str] = (),
+    batch_chains: int | None = None,
+    max_evals: int | None = None,
 ) -> list[Cell]:
     """The cells of (targets x dims + posteriors) x kernels x seeds.
 
@@ -156,6 +158,8 @@ def product_cells(
     :param kernels: kernel names, or ``(name, settings)`` pairs.
     :param dims: sizes; a target that takes no size gets ``None`` (one cell, not one per size).
     :param posteriors: posteriordb names, run besides the targets (they have no size).
+    :param batch_chains: run this package's kernels as one batch of this many chains, until
+        the verdict is reliable within ``max_evals`` (see :class:`Cell`).
     :param seeds: a number of replicates (seeded by :func:`replicate_seeds` from ``seed``) or
         the first-chain seeds themselves.
     """
@@ -184,6 +188,8 @@ def product_cells(
                         num_chains,
                         keep_draws,
                         kind,
+                        batch_chains,
+                        max_evals,
                     )
                 )
     return cells
@@ -290,6 +296,8 @@ def cells_from_spec(spec: Mapping[str, Any]) -> list[Cell]:
         "target_kwargs",
         "keep_draws",
         "posteriors",
+        "batch_chains",
+        "max_evals",
     }
     unknown = sorted(set(spec) - allowed)
     if unknown:
