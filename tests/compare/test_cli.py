@@ -169,7 +169,7 @@ def test_compare_a_model_from_a_file(model_file, tmp_path, capsys):
         [
             *("compare", "--model", f"{model_file}:model", "--args", f"{model_file}:make_args"),
             *("--kernels", "MALA", "--num-samples", "60", "--warmup-steps", "40"),
-            *("--reference-samples", "120", "--no-progress", "--out", str(out)),
+            *("--reference-samples", "120", "--max-evals", "0", "--no-progress", "--out", str(out)),
         ]
     )
     assert status in (0, 1)
@@ -188,7 +188,8 @@ def test_compare_a_model_from_a_module(model_file, tmp_path, monkeypatch):
         [
             *("compare", "--model", "my_model:model", "--args", "my_model:make_args"),
             *("--kernels", "RandomWalkMH", "--num-samples", "30", "--warmup-steps", "20"),
-            *("--reference", "MALA", "--no-progress", "--no-figures", "--out", str(tmp_path)),
+            *("--reference", "MALA", "--max-evals", "0", "--no-progress", "--no-figures"),
+            *("--out", str(tmp_path)),
         ]
     )
     assert status in (0, 1)
@@ -230,7 +231,7 @@ def test_compare_a_posterior_uses_the_bundled_reference(tmp_path):
         [
             *("compare", "--posterior", "gp_pois_regr-gp_regr", "--kernels", "MALA"),
             *("--num-samples", "40", "--warmup-steps", "30", "--full-mass", "dense"),
-            *("--no-progress", "--no-figures", "--out", str(tmp_path)),
+            *("--max-evals", "0", "--no-progress", "--no-figures", "--out", str(tmp_path)),
         ]
     )
     assert status in (0, 1)

@@ -63,6 +63,8 @@ def tiny():
             seed=0,
             reference="PyroFixedHMC",
             progress=False,
+            batch_chains=None,  # every kernel per chain, fixed draws: the known counts
+            max_evals=None,
         )
 
 
@@ -167,6 +169,8 @@ def test_validation_fails_a_kernel_without_metropolis_correction():
         num_chains=4,  # verdicts need R-hat < 1.01: four chains estimate it far more steadily
         reference="correct",
         progress=False,
+        batch_chains=None,  # per chain (the batched version: tests/compare/test_execution.py)
+        max_evals=None,
     )
     assert result["correct"].status_truth == "PASS"
     assert result["broken"].status_truth == "FAIL"
@@ -192,6 +196,7 @@ def test_a_chain_that_never_moves_has_zero_ess_and_a_warning():
             warmup_steps=0,
             num_chains=2,
             progress=False,
+            batch_chains=None,
         )
     assert any("never moved" in str(w.message) for w in record)
     stuck_result = result["stuck"]

@@ -76,6 +76,8 @@ def small():
             warmup_steps=50,
             reference_num_samples=200,
             progress=False,
+            batch_chains=None,  # per chain, fixed draws: the shapes and counts below
+            max_evals=None,
         )
 
 
@@ -120,6 +122,8 @@ def test_compare_model_fails_a_biased_kernel_against_another_reference():
         num_chains=4,  # verdicts need R-hat < 1.01: four chains estimate it far more steadily
         reference_num_samples=1500,
         progress=False,
+        batch_chains=None,
+        max_evals=None,
     )
     assert result.reference == "correct"
     assert result["broken"].status_ref == "FAIL" and result["same"].status_ref == "PASS"
@@ -142,6 +146,7 @@ def test_a_kernel_that_crashes_is_reported_and_the_others_are_kept():
             num_samples=50,
             warmup_steps=0,
             progress=False,
+            max_evals=None,
         )
     crashed = result["crash"]
     assert crashed.status_ref == "ERROR" and "cannot run this model" in crashed.error
@@ -209,7 +214,7 @@ def test_a_short_run_of_a_correct_kernel_is_not_marked_fail():
     with pytest.warns(RuntimeWarning, match=TOO_FEW_DRAWS):
         result = compare(
             correlated_gaussian(), kernels=["MALA"], num_samples=30, warmup_steps=30,
-            progress=False,
+            progress=False, batch_chains=None, max_evals=None,
         )  # fmt: skip
     mala = result["MALA"]
     assert mala.status_truth == TOO_FEW_DRAWS and mala.draws_needed > 30

@@ -134,7 +134,8 @@ def _model_comparison(cache, **kwargs):
     y = torch.tensor([0.5, 1.5, -0.2, 0.9])
     return compare_model(
         model, (y,), kernels=["MALA"], num_samples=100, warmup_steps=50,
-        reference_num_samples=150, progress=False, reference_cache=cache, **kwargs,
+        reference_num_samples=150, progress=False, reference_cache=cache, batch_chains=4,
+        max_evals=None, **kwargs,
     )  # fmt: skip
 
 

@@ -46,6 +46,8 @@ def test_leaderboard_table_relative_to_nuts():
         num_samples=40,
         warmup_steps=30,
         progress=False,
+        batch_chains=8,
+        max_evals=None,
     )
     table = rows(board)
     nuts = next(r for r in table if r["kernel"] == "NUTS")
