@@ -1,0 +1,183 @@
+r"""Isokinetic (ESH) dynamics on the unit sphere, as pure functions on batches of chains.
+
+Microcanonical HMC (Robnik, Cohn-Gordon & Seljak, 2025, arXiv 2503.01707; the energy-sampling
+Hamiltonian dynamics of Ver Steeg & Galstyan, 2021) moves a position :math:`x \in \mathbb{R}^d`
+with a *velocity* :math:`u` of unit length. In the coordinates that the mass matrix whitens,
+:math:`y = C^{-1}x` with :math:`M^{-1} = CC^\top`, and with :math:`g = -C^\top\nabla U(x)` the
+gradient of the log density there,
+
+.. math::
+    \dot y = u, \qquad \dot u = \frac{1}{d-1}\,(I - uu^\top)\, g,
+
+which keeps :math:`|u| = 1`: the speed never changes, only the direction, which turns towards
+higher density. The velocity equation has an exact solution for a constant :math:`g`
+(:func:`velocity_update`), so a step is leapfrog-like: half a velocity update, a full position
+update :math:`y \to y + \epsilon u` (:func:`position_update`), half a velocity update.
+
+The flow does not preserve the uniform measure on the sphere: each velocity update changes the
+*kinetic energy* :math:`K` by the log of its Jacobian, and the Metropolis-Hastings ratio of a
+trajectory is :math:`\log r = -\Delta U - \sum \Delta K` (BlackJAX,
+``adjusted_mclmc_dynamic.adjusted_mclmc_proposal``). :func:`partial_refresh` adds the optional
+Langevin noise of the velocity, and :func:`uniform_velocity` draws a fresh one.
+
+Every function takes tensors with a leading chain dimension, ``(C, d)``, and a step size that
+broadcasts against them, ``(C, 1)`` or ``(1, 1)``; a step size of zero is the identity, so chains
+with fewer steps than the batch's longest simply stand still.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "isokinetic_leapfrog",
+    "mean_steps_scale",
+    "partial_refresh",
+    "position_update",
+    "uniform_velocity",
+    "velocity_update",
+]
+
+#: Below this norm a gradient is treated as zero (it has no direction to turn towards).
+GRADIENT_NORM_TOLERANCE = 1e-13
+
+
+def _unit(x: Tensor) -> tuple[Tensor, Tensor]:
+    """``x / |x|`` along the last dimension (``x`` itself where ``|x|`` is tiny), and ``|x|``."""
+    norm = torch.linalg.vector_norm(x, dim=-1, keepdim=True)
+    return torch.where(norm > GRADIENT_NORM_TOLERANCE, x / norm, x), norm
+
+
+def uniform_velocity(noise: Tensor) -> Tensor:
+    r"""A velocity uniform on the unit sphere from standard normal ``noise`` ``(C, d)``:
+    :math:`\xi / |\xi|`."""
+    return _unit(noise)[0]
+
+
+def velocity_update(u: Tensor, g: Tensor, step_size: Tensor | float) -> tuple[Tensor, Tensor]:
+    r"""The exact isokinetic velocity update for a constant gradient, and its kinetic-energy change.
+
+    With :math:`e = g/|g|`, :math:`\delta = \epsilon |g| / (d - 1)` and :math:`\zeta = e^{-\delta}`,
+
+    .. math::
+        u' \propto e\,(1 - \zeta)\big(1 + \zeta + (u\cdot e)(1 - \zeta)\big) + 2\zeta u,
+        \qquad
+        \Delta K = (d - 1)\,\big(\delta - \log 2
+            + \log(1 + u\cdot e + (1 - u\cdot e)\,\zeta^2)\big).
+
+    The form has no :math:`e^{\delta}`, so a huge gradient cannot overflow it (Ver Steeg &
+    Galstyan, 2021; BlackJAX ``integrators.esh_dynamics_momentum_update_one_step``).
+
+    :param u: velocities on the unit sphere, ``(C, d)``, :math:`d \ge 2`.
+    :param g: gradients of the log density in the whitened coordinates, ``(C, d)``.
+    :param step_size: the time :math:`\epsilon` of the update (half a step in a leapfrog), a
+        number or a tensor broadcasting as ``(C, 1)``.
+    :returns: :math:`u'` ``(C, d)`` and :math:`\Delta K` ``(C,)``.
+    """
+    dim = u.shape[-1]
+    e, norm = _unit(g)
+    ue = (u * e).sum(-1, keepdim=True)
+    delta = step_size * norm / (dim - 1)
+    zeta = torch.exp(-delta)
+    new_u = _unit(e * (1 - zeta) * (1 + zeta + ue * (1 - zeta)) + 2 * zeta * u)[0]
+    kinetic_change = (dim - 1) * (
+        delta - math.log(2.0) + torch.log(1 + ue + (1 - ue) * zeta**2)
+    )
+    return new_u, kinetic_change.squeeze(-1)
+
+
+def position_update(
+    x: Tensor, u: Tensor, step_size: Tensor | float, scale: Callable[[Tensor], Tensor]
+) -> Tensor:
+    r""":math:`x' = x + \epsilon\, C u`: a step of length :math:`\epsilon` in the whitened
+    coordinates (``scale`` is :math:`u \mapsto Cu`, for example
+    :meth:`~pyro_simplehmc.core.metrics.Metric.position_from_normal`)."""
+    return x + step_size * scale(u)
+
+
+def partial_refresh(u: Tensor, noise: Tensor, step_size: Tensor | float, length: float) -> Tensor:
+    r"""Langevin noise on the velocity: :math:`u' = (u + \nu\xi)/|u + \nu\xi|`, with
+    :math:`\nu = \sqrt{(e^{2\epsilon/L} - 1)/d}` (BlackJAX
+    ``integrators.partially_refresh_momentum``).
+
+    The density of :math:`u'` given :math:`u` depends on :math:`u\cdot u'` alone, so the update
+    is reversible with respect to the uniform distribution on the sphere. :math:`L = \infty`
+    leaves :math:`u` unchanged.
+
+    :param u: velocities ``(C, d)``.
+    :param noise: standard normal ``(C, d)``.
+    :param step_size: the time :math:`\epsilon` over which the noise acts.
+    :param float length: the decoherence length :math:`L > 0` of the velocity.
+    """
+    if math.isinf(length):
+        return u
+    nu = torch.sqrt(torch.expm1(torch.as_tensor(2.0 * step_size / length)) / u.shape[-1])
+    return _unit(u + nu * noise)[0]
+
+
+def isokinetic_leapfrog(
+    x: Tensor,
+    u: Tensor,
+    grad: Tensor,
+    value_and_grad_fn: Callable[[Tensor], tuple[Tensor, Tensor]],
+    scale: Callable[[Tensor], Tensor],
+    scale_gradient: Callable[[Tensor], Tensor],
+    step_size: Tensor,
+    num_steps: int | Tensor,
+    refresh: Callable[[Tensor, Tensor], Tensor] | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    r"""``num_steps`` isokinetic leapfrog steps: half velocity, full position, half velocity.
+
+    :param x: positions ``(C, d)``.
+    :param u: velocities on the unit sphere ``(C, d)``.
+    :param grad: :math:`\nabla U(x)` ``(C, d)`` (the gradient at the start is always known).
+    :param value_and_grad_fn: ``x -> (U(x), grad U(x))``.
+    :param scale: :math:`u \mapsto Cu`.
+    :param scale_gradient: :math:`\nabla U \mapsto C^\top \nabla U` (the gradient in the
+        whitened coordinates).
+    :param step_size: :math:`\epsilon`, ``(C, 1)`` or ``(1, 1)``.
+    :param num_steps: one number for the batch, or one per chain ``(C,)`` (a chain past its
+        steps takes steps of size zero, which leave it where it is).
+    :param refresh: ``(u, eps) -> u``, applied for half a step before and after each step
+        (the partial refresh), or ``None``.
+    :returns: the final position, velocity, potential energy, gradient, and the summed
+        kinetic-energy change ``(C,)``.
+    """
+    if isinstance(num_steps, Tensor):
+        steps = [step_size * (i < num_steps).unsqueeze(-1) for i in range(int(num_steps.max()))]
+    else:
+        steps = [step_size] * num_steps
+    kinetic_change = x.new_zeros(x.shape[:-1])
+    potential_energy = None
+    for eps in steps:
+        half = 0.5 * eps
+        if refresh is not None:
+            u = refresh(u, half)
+        u, dk = velocity_update(u, -scale_gradient(grad), half)
+        kinetic_change = kinetic_change + dk
+        x = position_update(x, u, eps, scale)
+        potential_energy, grad = value_and_grad_fn(x)
+        u, dk = velocity_update(u, -scale_gradient(grad), half)
+        kinetic_change = kinetic_change + dk
+        if refresh is not None:
+            u = refresh(u, half)
+    return x, u, potential_energy, grad, kinetic_change
+
+
+def mean_steps_scale(mean: Tensor) -> Tensor:
+    r"""The :math:`s` for which :math:`\lceil U s \rceil`, :math:`U \sim \mathcal{U}(0, 1)`, has
+    mean ``mean`` (at least 1): random trajectory lengths from 1 step to about twice the mean.
+
+    With :math:`s = k + x`, :math:`k` an integer and :math:`0 \le x < 1`, the number of steps is
+    each of :math:`1, \dots, k` with probability :math:`1/s` and :math:`k+1` with probability
+    :math:`x/s`; its mean :math:`(k(k+1)/2 + x(k+1))/s` equals :math:`\mu` for
+    :math:`k = \lfloor 2\mu - 1 \rfloor` and :math:`x = k(\mu - (k+1)/2)/(k + 1 - \mu)`
+    (BlackJAX ``adjusted_mclmc_dynamic.rescale``).
+    """
+    mu = mean.clamp(min=1.0)
+    k = torch.floor(2 * mu - 1)
+    return k + k * (mu - 0.5 * (k + 1)) / (k + 1 - mu)
