@@ -79,13 +79,19 @@ def velocity_update(u: Tensor, g: Tensor, step_size: Tensor | float) -> tuple[Te
     :returns: :math:`u'` ``(C, d)`` and :math:`\Delta K` ``(C,)``.
     """
     dim = u.shape[-1]
-    e, norm = _unit(g)
+    norm = torch.linalg.vector_norm(g, dim=-1, keepdim=True)
+    # A vanishing gradient has no direction: e is then tiny rather than a unit vector, and so
+    # is delta, so u stays where it is.
+    e = g / norm.clamp(min=GRADIENT_NORM_TOLERANCE)
     ue = (u * e).sum(-1, keepdim=True)
-    delta = step_size * norm / (dim - 1)
+    delta = norm * (step_size / (dim - 1))
     zeta = torch.exp(-delta)
-    new_u = _unit(e * (1 - zeta) * (1 + zeta + ue * (1 - zeta)) + 2 * zeta * u)[0]
+    one_minus_zeta = -torch.expm1(-delta)  # accurate for small steps, where 1 - zeta is not
+    # Everything but the two vector terms is one number per chain.
+    raw = (one_minus_zeta * (1 + zeta + ue * one_minus_zeta)) * e + (2 * zeta) * u
+    new_u = raw / torch.linalg.vector_norm(raw, dim=-1, keepdim=True)
     kinetic_change = (dim - 1) * (
-        delta - math.log(2.0) + torch.log(1 + ue + (1 - ue) * zeta**2)
+        delta - math.log(2.0) + torch.log((1 + ue) + (1 - ue) * zeta * zeta)
     )
     return new_u, kinetic_change.squeeze(-1)
 
@@ -153,18 +159,30 @@ def isokinetic_leapfrog(
         steps = [step_size] * num_steps
     kinetic_change = x.new_zeros(x.shape[:-1])
     potential_energy = None
+
+    def turn(u, grad, eps):
+        nonlocal kinetic_change
+        u, dk = velocity_update(u, -scale_gradient(grad), eps)
+        kinetic_change = kinetic_change + dk
+        return u
+
+    if refresh is None:
+        # Two half updates with the same gradient are one full update (the solution is exact for
+        # a constant gradient), so consecutive steps share theirs, as leapfrog's half kicks do:
+        # one velocity update per gradient.
+        u = turn(u, grad, 0.5 * steps[0]) if steps else u
+        for k, eps in enumerate(steps):
+            x = position_update(x, u, eps, scale)
+            potential_energy, grad = value_and_grad_fn(x)
+            following = steps[k + 1] if k + 1 < len(steps) else 0.0
+            u = turn(u, grad, 0.5 * (eps + following))
+        return x, u, potential_energy, grad, kinetic_change
     for eps in steps:
         half = 0.5 * eps
-        if refresh is not None:
-            u = refresh(u, half)
-        u, dk = velocity_update(u, -scale_gradient(grad), half)
-        kinetic_change = kinetic_change + dk
+        u = turn(refresh(u, half), grad, half)
         x = position_update(x, u, eps, scale)
         potential_energy, grad = value_and_grad_fn(x)
-        u, dk = velocity_update(u, -scale_gradient(grad), half)
-        kinetic_change = kinetic_change + dk
-        if refresh is not None:
-            u = refresh(u, half)
+        u = refresh(turn(u, grad, half), half)
     return x, u, potential_energy, grad, kinetic_change
 
 

@@ -143,3 +143,18 @@ def test_partial_refresh_stays_on_the_sphere_and_is_off_at_infinite_length():
     # Short decoherence length: nearly a fresh draw; long: nearly unchanged.
     near = partial_refresh(u, noise, 0.1, 1e3)
     assert float((near * u).sum(-1).min()) > 0.99
+
+
+def test_shared_half_updates_equal_separate_ones():
+    """Without a refresh consecutive half updates are merged; with an identity refresh they are
+    not: the two trajectories must agree."""
+    scales = torch.tensor([0.3, 1.0, 3.0], dtype=DTYPE)
+    value_and_grad = _gaussian(scales)
+    x0, u0 = torch.randn(2, 3, dtype=DTYPE), _unit(2, 3, seed=8)
+    eps = torch.tensor([[0.2], [0.35]], dtype=DTYPE)
+    args = (x0, u0, value_and_grad(x0)[1], value_and_grad, lambda v: v, lambda g: g, eps)
+    for steps in (6, torch.tensor([3, 6])):
+        merged = isokinetic_leapfrog(*args, steps)
+        separate = isokinetic_leapfrog(*args, steps, refresh=lambda u, h: u)
+        for a, b in zip(merged, separate, strict=True):
+            torch.testing.assert_close(a, b)
