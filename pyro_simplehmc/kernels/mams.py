@@ -125,6 +125,8 @@ class MAMS(MHKernel):
         inverse_mass_matrix=None,
         chain_adaptation: str = "per_chain",
         batched_potential: bool = False,
+        mass_estimator: str = "stan",
+        low_rank_size: int | None = None,
         random_length: bool = True,
         partial_refresh_factor: float | None = None,
     ):
@@ -158,6 +160,8 @@ class MAMS(MHKernel):
             inverse_mass_matrix=inverse_mass_matrix,
             chain_adaptation=chain_adaptation,
             batched_potential=batched_potential,
+            mass_estimator=mass_estimator,
+            low_rank_size=low_rank_size,
         )
 
     # ------------------------------------------------------------------ the algorithm
@@ -256,7 +260,7 @@ class MAMS(MHKernel):
                     # 1 (up to Stan's regularisation), and L = sqrt(d), as BlackJAX sets it.
                     self.length = math.sqrt(position.shape[-1])
                 elif self._welford.n_samples >= 2:
-                    variances = self._welford.covariance()
+                    variances = self._welford.sample_covariance()
                     self.length = float(variances.sum().sqrt())
                 self._welford = None
         elif index == last and last >= 2:  # the final window: L from the ESS
