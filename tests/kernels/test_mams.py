@@ -14,8 +14,9 @@ import pytest
 import torch
 from pyro.infer import MCMC as PyroMCMC
 
-from pyro_simplehmc import MAMS, MCMC
+from pyro_simplehmc import MAMS, MCMC, from_pyro
 from pyro_simplehmc.checks.testing import mcse_z_test, one_step_invariance_test
+from pyro_simplehmc.mcmc.arviz_compat import group
 from tests.broken_kernels import MAMSWithWrongKineticSign
 
 DTYPE = torch.float64
@@ -213,3 +214,19 @@ def test_resume_state_carries_the_learned_length():
     vectorized(kernel, len(SCALES), num_chains=4, num_samples=10, warmup_steps=300)
     state = kernel.resume_state()
     assert state.trajectory["length"] == kernel.length
+
+
+def test_from_pyro_has_the_sample_stats_and_the_run_is_reproducible():
+    def model():
+        pyro.sample("x", dist.MultivariateNormal(torch.zeros(2, dtype=DTYPE), COV))
+
+    draws = []
+    for _ in range(2):
+        pyro.set_rng_seed(8)
+        mcmc = MCMC(MAMS(model), num_samples=40, warmup_steps=40, num_chains=3,
+                    chain_method="vectorized", disable_progbar=True)  # fmt: skip
+        mcmc.run()
+        draws.append(mcmc.get_samples()["x"])
+    assert torch.equal(draws[0], draws[1])
+    stats = group(from_pyro(mcmc), "sample_stats")
+    assert stats["diverging"].shape == (3, 40) and "step_size" in stats
