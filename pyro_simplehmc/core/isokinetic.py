@@ -34,6 +34,9 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "LEAPFROG",
+    "MCLACHLAN",
+    "SCHEMES",
     "isokinetic_leapfrog",
     "mean_steps_scale",
     "partial_refresh",
@@ -125,6 +128,16 @@ def partial_refresh(u: Tensor, noise: Tensor, step_size: Tensor | float, length:
     return _unit(u + nu * noise)[0]
 
 
+#: Velocity Verlet: half velocity, full position, half velocity (one gradient per step).
+LEAPFROG = ((0.5, 0.5), (1.0,))
+#: McLachlan's two-stage scheme, BlackJAX's default for MAMS (two gradients per step, a smaller
+#: energy error; McLachlan, 1995, as in BlackJAX ``integrators.mclachlan_coefficients``).
+_B1 = 0.1931833275037836
+MCLACHLAN = ((_B1, 1 - 2 * _B1, _B1), (0.5, 0.5))
+#: The schemes by name (MAMS's ``integrator`` argument).
+SCHEMES = {"leapfrog": LEAPFROG, "mclachlan": MCLACHLAN}
+
+
 def isokinetic_leapfrog(
     x: Tensor,
     u: Tensor,
@@ -135,8 +148,14 @@ def isokinetic_leapfrog(
     step_size: Tensor,
     num_steps: int | Tensor,
     refresh: Callable[[Tensor, Tensor], Tensor] | None = None,
+    scheme: tuple[tuple[float, ...], tuple[float, ...]] = LEAPFROG,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    r"""``num_steps`` isokinetic leapfrog steps: half velocity, full position, half velocity.
+    r"""``num_steps`` isokinetic steps of a palindromic scheme, by default the leapfrog's: half
+    velocity, full position, half velocity.
+
+    A scheme ``(b, a)`` alternates velocity updates of :math:`b_0\epsilon`, position updates of
+    :math:`a_0\epsilon`, velocity updates of :math:`b_1\epsilon`, ... and ends with a velocity
+    update (:data:`LEAPFROG`, :data:`MCLACHLAN`); each position update costs a gradient.
 
     :param x: positions ``(C, d)``.
     :param u: velocities on the unit sphere ``(C, d)``.
@@ -150,6 +169,7 @@ def isokinetic_leapfrog(
         steps takes steps of size zero, which leave it where it is).
     :param refresh: ``(u, eps) -> u``, applied for half a step before and after each step
         (the partial refresh), or ``None``.
+    :param scheme: the velocity and position coefficients.
     :returns: the final position, velocity, potential energy, gradient, and the summed
         kinetic-energy change ``(C,)``.
     """
@@ -157,6 +177,7 @@ def isokinetic_leapfrog(
         steps = [step_size * (i < num_steps).unsqueeze(-1) for i in range(int(num_steps.max()))]
     else:
         steps = [step_size] * num_steps
+    velocity_coefficients, position_coefficients = scheme
     kinetic_change = x.new_zeros(x.shape[:-1])
     potential_energy = None
 
@@ -166,23 +187,32 @@ def isokinetic_leapfrog(
         kinetic_change = kinetic_change + dk
         return u
 
-    if refresh is None:
-        # Two half updates with the same gradient are one full update (the solution is exact for
-        # a constant gradient), so consecutive steps share theirs, as leapfrog's half kicks do:
-        # one velocity update per gradient.
-        u = turn(u, grad, 0.5 * steps[0]) if steps else u
-        for k, eps in enumerate(steps):
-            x = position_update(x, u, eps, scale)
+    def inner(x, u, eps):
+        """A step's position updates and the velocity updates between them."""
+        nonlocal potential_energy
+        for j, a in enumerate(position_coefficients):
+            x = position_update(x, u, a * eps, scale)
             potential_energy, grad = value_and_grad_fn(x)
+            if j + 1 < len(position_coefficients):
+                u = turn(u, grad, velocity_coefficients[j + 1] * eps)
+        return x, u, grad
+
+    first, last = velocity_coefficients[0], velocity_coefficients[-1]
+    if refresh is None:
+        # A step's last velocity update and the next step's first use the same gradient, and
+        # two updates with one gradient are one update (the solution is exact for a constant
+        # gradient), so consecutive steps share them, as the leapfrog's half kicks do.
+        u = turn(u, grad, first * steps[0]) if steps else u
+        for k, eps in enumerate(steps):
+            x, u, grad = inner(x, u, eps)
             following = steps[k + 1] if k + 1 < len(steps) else 0.0
-            u = turn(u, grad, 0.5 * (eps + following))
+            u = turn(u, grad, last * eps + first * following)
         return x, u, potential_energy, grad, kinetic_change
     for eps in steps:
         half = 0.5 * eps
-        u = turn(refresh(u, half), grad, half)
-        x = position_update(x, u, eps, scale)
-        potential_energy, grad = value_and_grad_fn(x)
-        u = refresh(turn(u, grad, half), half)
+        u = turn(refresh(u, half), grad, first * eps)
+        x, u, grad = inner(x, u, eps)
+        u = refresh(turn(u, grad, last * eps), half)
     return x, u, potential_energy, grad, kinetic_change
 
 

@@ -7,6 +7,8 @@ import pytest
 import torch
 
 from pyro_simplehmc.core.isokinetic import (
+    LEAPFROG,
+    MCLACHLAN,
     isokinetic_leapfrog,
     mean_steps_scale,
     partial_refresh,
@@ -79,32 +81,49 @@ def test_flip_reverses_the_velocity_update_and_negates_its_energy_change():
     torch.testing.assert_close(dk_back, -dk)
 
 
-def _trajectory(x, u, scales, eps, n):
+def _trajectory(x, u, scales, eps, n, scheme=LEAPFROG):
     value_and_grad = _gaussian(scales)
     grad = value_and_grad(x)[1]
-    return isokinetic_leapfrog(x, u, grad, value_and_grad, lambda v: v, lambda g: g, eps, n)
+    return isokinetic_leapfrog(x, u, grad, value_and_grad, lambda v: v, lambda g: g, eps, n,
+                               scheme=scheme)  # fmt: skip
 
 
-def test_leapfrog_is_reversible():
+SCHEMES = pytest.mark.parametrize("scheme", [LEAPFROG, MCLACHLAN], ids=["leapfrog", "mclachlan"])
+
+
+@SCHEMES
+def test_leapfrog_is_reversible(scheme):
     scales = torch.tensor([0.5, 1.0, 2.0, 4.0], dtype=DTYPE)
     x0, u0 = torch.randn(3, 4, dtype=DTYPE), _unit(3, 4, seed=4)
     eps = torch.full((1, 1), 0.3, dtype=DTYPE)
-    x1, u1, _, _, dk = _trajectory(x0, u0, scales, eps, 7)
-    x2, u2, _, _, dk_back = _trajectory(x1, -u1, scales, eps, 7)
+    x1, u1, _, _, dk = _trajectory(x0, u0, scales, eps, 7, scheme)
+    x2, u2, _, _, dk_back = _trajectory(x1, -u1, scales, eps, 7, scheme)
     torch.testing.assert_close(x2, x0)
     torch.testing.assert_close(u2, -u0)
     torch.testing.assert_close(dk_back, -dk)
 
 
-def test_energy_error_is_second_order_in_the_step_size():
+def _energy_errors(scheme):
     scales = torch.logspace(-0.5, 0.5, 10, dtype=DTYPE)
     x0, u0 = torch.randn(1, 10, dtype=DTYPE), _unit(1, 10, seed=5)
     start = _gaussian(scales)(x0)[0]
     errors = []
     for eps, n in [(0.02, 50), (0.01, 100)]:  # the same integration time
-        _, _, end, _, dk = _trajectory(x0, u0, scales, torch.tensor([[eps]], dtype=DTYPE), n)
+        _, _, end, _, dk = _trajectory(x0, u0, scales, torch.tensor([[eps]], dtype=DTYPE), n,
+                                       scheme)  # fmt: skip
         errors.append(float((end - start + dk).abs()))
+    return errors
+
+
+@SCHEMES
+def test_energy_error_is_second_order_in_the_step_size(scheme):
+    errors = _energy_errors(scheme)
     assert 3.0 < errors[0] / errors[1] < 5.0, errors
+
+
+def test_mclachlan_errs_less_than_the_leapfrog_at_the_same_step():
+    leapfrog, mclachlan = _energy_errors(LEAPFROG), _energy_errors(MCLACHLAN)
+    assert mclachlan[0] < 0.5 * leapfrog[0], (leapfrog, mclachlan)
 
 
 def test_per_chain_steps_leave_finished_chains_in_place():
@@ -145,7 +164,8 @@ def test_partial_refresh_stays_on_the_sphere_and_is_off_at_infinite_length():
     assert float((near * u).sum(-1).min()) > 0.99
 
 
-def test_shared_half_updates_equal_separate_ones():
+@SCHEMES
+def test_shared_half_updates_equal_separate_ones(scheme):
     """Without a refresh consecutive half updates are merged; with an identity refresh they are
     not: the two trajectories must agree."""
     scales = torch.tensor([0.3, 1.0, 3.0], dtype=DTYPE)
@@ -154,7 +174,7 @@ def test_shared_half_updates_equal_separate_ones():
     eps = torch.tensor([[0.2], [0.35]], dtype=DTYPE)
     args = (x0, u0, value_and_grad(x0)[1], value_and_grad, lambda v: v, lambda g: g, eps)
     for steps in (6, torch.tensor([3, 6])):
-        merged = isokinetic_leapfrog(*args, steps)
-        separate = isokinetic_leapfrog(*args, steps, refresh=lambda u, h: u)
+        merged = isokinetic_leapfrog(*args, steps, scheme=scheme)
+        separate = isokinetic_leapfrog(*args, steps, refresh=lambda u, h: u, scheme=scheme)
         for a, b in zip(merged, separate, strict=True):
             torch.testing.assert_close(a, b)
