@@ -12,6 +12,7 @@ Every contender starts its chains from the same points (uniform on ``[-2, 2]``, 
 thread, and is measured in the same process:
 
 - ``mams``: ``MAMS(potential_fn=..., batched_potential=True)`` with its defaults;
+- ``mams-leapfrog``: the same with ``integrator="leapfrog"``;
 - ``chees``: ``SimpleHMC(..., adapt_trajectory_length=True)`` with its defaults;
 - ``blackjax``: BlackJAX's adjusted MCLMC (``adjusted_mclmc_dynamic`` tuned by
   ``adjusted_mclmc_find_L_and_step_size`` with its defaults, target acceptance 0.9, diagonal
@@ -104,6 +105,8 @@ def run_ours(name: str, args, var: torch.Tensor, init: torch.Tensor) -> dict:
     potential = Counted(var)
     if name == "mams":
         kernel = MAMS(potential_fn=potential, batched_potential=True)
+    elif name == "mams-leapfrog":
+        kernel = MAMS(potential_fn=potential, batched_potential=True, integrator="leapfrog")
     else:
         kernel = SimpleHMC(potential_fn=potential, batched_potential=True,
                            adapt_trajectory_length=True)  # fmt: skip
@@ -125,7 +128,7 @@ def run_ours(name: str, args, var: torch.Tensor, init: torch.Tensor) -> dict:
     sampling_grads = calls[args.warmup:] - warmup_grads
     diagnostics = kernel.chain_diagnostics()[0]
     extra = {"step size": float(np.mean(kernel.chain_step_size.tolist()))}
-    if name == "mams":
+    if name.startswith("mams"):
         extra["trajectory length"] = kernel.length
     else:
         extra["trajectory length"] = kernel.adapted_trajectory_length
@@ -217,7 +220,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=500)
     parser.add_argument("--samples", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--contenders", nargs="+", default=["mams", "chees", "blackjax"])
+    parser.add_argument("--contenders", nargs="+",
+                        default=["mams", "mams-leapfrog", "chees", "blackjax"])  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)

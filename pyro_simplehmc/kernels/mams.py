@@ -20,6 +20,7 @@ gradient evaluations, which is what makes a fixed-length kernel batch well.
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -288,7 +289,11 @@ class MAMS(MHKernel):
         import arviz as az
 
         samples = torch.stack(draws, dim=1).double().numpy()  # (C, N, D)
-        ess = az.ess(az.convert_to_dataset(samples), method="mean")["x"].values
+        with warnings.catch_warnings():
+            # arviz warns when there are more chains than draws, guessing at a transposed
+            # array; this one is (chains, draws, D) by construction.
+            warnings.filterwarnings("ignore", message="More chains")
+            ess = az.ess(az.convert_to_dataset(samples), method="mean")["x"].values
         per_draw = float(np.nanmean(ess)) / (samples.shape[0] * samples.shape[1])
         if not math.isfinite(per_draw) or per_draw <= 0:
             return
