@@ -180,6 +180,8 @@ class MAMS(MHKernel):
     def propose(self, state: ChainState, step_size: Tensor) -> tuple[ChainState, Tensor]:
         r"""A trajectory from each chain's state: the proposals and
         :math:`\log r = U(x) - U(x^*) - \Delta K`."""
+        if not isinstance(step_size, Tensor):  # a number, as in hand-run lines
+            step_size = state.position.new_full((1, 1), step_size)
         return self._trajectory(state, step_size, self._num_steps(step_size))
 
     def _trajectory(

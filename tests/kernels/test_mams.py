@@ -239,3 +239,13 @@ def test_from_pyro_has_the_sample_stats_and_the_run_is_reproducible():
     assert torch.equal(draws[0], draws[1])
     stats = group(from_pyro(mcmc), "sample_stats")
     assert stats["diverging"].shape == (3, 40) and "step_size" in stats
+
+
+def test_hand_run_proposal_with_a_number_as_step_size():
+    kernel = MAMS(potential_fn=lambda z: 0.5 * (z["x"] ** 2).sum(), trajectory_length=1.0,
+                  adapt_step_size=False, adapt_mass_matrix=False)  # fmt: skip
+    kernel.initial_params = {"x": torch.zeros(2, dtype=DTYPE)}
+    kernel.setup(warmup_steps=0)
+    proposal, log_accept_ratio = kernel.propose(kernel.state_at(kernel.initial_params), 0.5)
+    assert proposal.position.shape == (1, 2) and bool(torch.isfinite(log_accept_ratio).all())
+    kernel.cleanup()
