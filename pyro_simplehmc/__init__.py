@@ -1,4 +1,4 @@
-"""pyro-simplehmc: random-walk Metropolis, MALA and Hamiltonian Monte Carlo as Pyro MCMC kernels.
+"""pyro-simplehmc: random-walk Metropolis, MALA, HMC and MAMS as Pyro MCMC kernels.
 
 Everything a user needs is importable from here; the layers below are described in
 ``docs/architecture.md``.
@@ -9,7 +9,7 @@ from .core.integrators import euler_flat, leapfrog_flat
 from .core.metrics import Metric
 from .core.mh import ChainState, StepInfo
 from .core.version import VERSION
-from .kernels import MALA, MHKernel, RandomWalkMH, SimpleHMC
+from .kernels import MALA, MAMS, MHKernel, RandomWalkMH, SimpleHMC
 from .kernels.evaluation import leapfrog, value_and_grad
 from .kernels.state import KernelState
 from .mcmc import MCMC, MCMCState, from_pyro
@@ -18,6 +18,7 @@ __version__ = VERSION
 
 __all__ = [
     "MALA",
+    "MAMS",
     "MCMC",
     "ChainState",
     "KernelState",

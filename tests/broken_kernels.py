@@ -8,7 +8,9 @@ plausible:
 - :class:`MALAWithoutProposalDensity`: MALA whose acceptance ratio omits the proposal densities,
   as if the Langevin step were symmetric;
 - :class:`HMCWithoutFinalHalfStep`: HMC whose leapfrog drops the last half step in momentum, so
-  the proposal is no longer an involution and the energy is computed with the wrong momentum.
+  the proposal is no longer an involution and the energy is computed with the wrong momentum;
+- :class:`MAMSWithWrongKineticSign`: MAMS whose acceptance ratio has the kinetic-energy change
+  with the wrong sign.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from pyro_simplehmc import MALA, ChainState, SimpleHMC
+from pyro_simplehmc import MALA, MAMS, ChainState, SimpleHMC
 from pyro_simplehmc.core.integrators import IntegratorState
 
 
@@ -59,3 +61,15 @@ class HMCWithoutFinalHalfStep(SimpleHMC):
         kwargs.setdefault("num_steps", 10)
         kwargs.setdefault("num_steps_jitter", 0.0)
         super().__init__(*args, **kwargs)
+
+
+class MAMSWithWrongKineticSign(MAMS):
+    r"""MAMS whose ratio adds the kinetic-energy change instead of subtracting it:
+    :math:`\log r = U(x) - U(x^*) + \Delta K`. The energy is conserved to first order, so this is
+    about :math:`2(U(x) - U(x^*))`: the chain samples :math:`\pi^2`, whose variances are halved."""
+
+    def propose(self, state: ChainState, step_size: Tensor):
+        proposal, log_accept_ratio = super().propose(state, step_size)
+        potential_change = proposal.potential_energy - state.potential_energy
+        kinetic_change = -potential_change - log_accept_ratio
+        return proposal, -potential_change + kinetic_change

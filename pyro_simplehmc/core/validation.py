@@ -109,6 +109,24 @@ def inverse_mass_matrix(value: Any) -> Tensor | Mapping | None:
 # --- chains run as a batch -------------------------------------------------------------------
 
 
+def mass_estimator(value: Any, low_rank_size: Any, uses_gradient: bool) -> tuple[str, int | None]:
+    """``mass_estimator`` and ``low_rank_size`` (checked against the dimension at setup)."""
+    value = one_of("mass_estimator", value, ("stan", "fisher", "low_rank"))
+    if value != "stan" and not uses_gradient:
+        raise ValueError(
+            f"mass_estimator={value!r} estimates from gradients, which this kernel does not "
+            'compute: use "stan"'
+        )
+    if low_rank_size is not None:
+        if value != "low_rank":
+            raise ValueError(
+                'low_rank_size is used with mass_estimator="low_rank" only; '
+                f"got mass_estimator={value!r}"
+            )
+        low_rank_size = positive_int("low_rank_size", low_rank_size)
+    return value, low_rank_size
+
+
 def one_of(name: str, value: Any, allowed: tuple[str, ...]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")

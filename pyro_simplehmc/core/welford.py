@@ -57,6 +57,13 @@ class BatchWelford:
         self._m2 = self._m2 + batch_m2 + between
         self.n_samples = total
 
+    def sample_covariance(self) -> Tensor:
+        """The unregularised sample (co)variance, shape ``(B, d)`` or ``(B, d, d)``."""
+        if self.n_samples < 2:
+            raise RuntimeError("at least 2 draws are needed to estimate a covariance")
+        cov = self._m2 / (self.n_samples - 1)
+        return cov.unsqueeze(0) if self.pooled else cov
+
     def covariance(self) -> Tensor:
         r"""The regularised estimate: shape ``(B, d)`` or ``(B, d, d)``, ``B`` = 1 when pooled.
 

@@ -4,10 +4,12 @@ from ..core.mh import MAX_ENERGY_ERROR, ChainState, StepInfo, metropolis_hasting
 from .base import MHKernel
 from .hmc import SimpleHMC
 from .mala import MALA
+from .mams import MAMS
 from .random_walk import RandomWalkMH
 
 __all__ = [
     "MALA",
+    "MAMS",
     "MAX_ENERGY_ERROR",
     "ChainState",
     "MHKernel",

@@ -86,6 +86,10 @@ class BatchWarmupAdapter:
         adaptation (at setup and after each mass-matrix update); ``None`` keeps the step size.
     :param dtype: the dtype of the step sizes and matrices.
     :param device: their device.
+    :param str mass_estimator: how the slow windows estimate the inverse mass matrix: ``"stan"``
+        (the draws' covariance), ``"fisher"`` or ``"low_rank"`` (from draws and gradients; see
+        :mod:`pyro_simplehmc.core.mass_estimators`).
+    :param int low_rank_size: the largest rank of the ``"low_rank"`` correction.
 
     :attr:`step_size` has one entry per chain (``"per_chain"``) or one shared entry
     (``"pooled"``); :attr:`mass_matrix` holds the inverse mass matrix.
@@ -107,6 +111,8 @@ class BatchWarmupAdapter:
         find_step_size: Callable[[ChainState], Tensor] | None = None,
         dtype: torch.dtype | None = None,
         device: torch.device | None = None,
+        mass_estimator: str = "stan",
+        low_rank_size: int | None = None,
     ):
         adapting = warmup_steps > 0
         self.pooled = chain_adaptation == "pooled"
@@ -119,8 +125,9 @@ class BatchWarmupAdapter:
         self.find_step_size = find_step_size
         self.step_size = torch.full((num_matrices,), float(step_size), dtype=dtype, device=device)
         self.mass_matrix = BatchMassMatrix(
-            blocks, num_matrices, self.pooled, self.adapt_mass_matrix, dtype, device
-        )
+            blocks, num_matrices, self.pooled, self.adapt_mass_matrix, dtype, device,
+            mass_estimator, low_rank_size,
+        )  # fmt: skip
         self.windows: list[schedule.Window] = []
         if self.adapt_step_size or self.adapt_mass_matrix:
             final_buffer = max(schedule.FINAL_BUFFER, warmup_steps // 5)
@@ -158,7 +165,7 @@ class BatchWarmupAdapter:
             self._dual_averaging.step(self.target_accept_prob - self.pool(accept_prob))
             self.step_size = torch.exp(self._dual_averaging.get_state()[0])
         if slow:
-            self.mass_matrix.update(state.position)
+            self.mass_matrix.update(state.position, state.grad)
         if t != window.end:
             return NOTHING
         self._window += 1

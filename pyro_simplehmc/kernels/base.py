@@ -113,6 +113,14 @@ class MHKernel(MCMCKernel):
     :param bool batched_potential: with ``potential_fn`` and chains run as a batch, whether
         ``potential_fn`` takes sites with a leading chain dimension and returns one energy per
         chain; otherwise it is mapped over the chains with :func:`torch.func.vmap`.
+    :param str mass_estimator: how warmup estimates the inverse mass matrix
+        (:mod:`pyro_simplehmc.core.mass_estimators`): ``"stan"`` (the default: Stan's windowed
+        covariance of the draws), ``"fisher"`` (the diagonal
+        :math:`\sqrt{\mathrm{Var}[x]/\mathrm{Var}[\nabla \log\pi]}` from draws and gradients,
+        as nutpie; ``full_mass=False`` only) or ``"low_rank"`` (that diagonal with a low-rank
+        correction from draws and gradients, stored as a dense matrix).
+    :param int low_rank_size: with ``"low_rank"``, at most this many corrected directions
+        (at most the dimension; ``None``: as many as the eigenvalue cutoff keeps).
 
     **Step sizes.** :attr:`step_size` is a float when the chains share one step size, and a
     tensor with one entry per chain when each chain adapts its own; inside the kernel (for
@@ -150,6 +158,8 @@ class MHKernel(MCMCKernel):
         inverse_mass_matrix: Tensor | Mapping[tuple[str, ...], Tensor] | None = None,
         chain_adaptation: str = "per_chain",
         batched_potential: bool = False,
+        mass_estimator: str = "stan",
+        low_rank_size: int | None = None,
     ):
         if (model is None) == (potential_fn is None):
             raise ValueError(
@@ -183,6 +193,14 @@ class MHKernel(MCMCKernel):
         )
         self.chain_adaptation = check.one_of("chain_adaptation", chain_adaptation, CHAIN_ADAPTATION)
         self.batched_potential = check.boolean("batched_potential", batched_potential)
+        self.mass_estimator, self.low_rank_size = check.mass_estimator(
+            mass_estimator, low_rank_size, self.uses_gradient
+        )
+        if self.mass_estimator == "fisher" and self.full_mass is not False:
+            raise ValueError(
+                'mass_estimator="fisher" estimates a diagonal: full_mass must be False (use '
+                f'"stan" or "low_rank" for dense blocks); got full_mass={self.full_mass!r}'
+            )
         self._user_initial_params: dict[str, Tensor] | None = None
         self._initial_params: dict[str, Tensor] | None = None
         self._resume: list[KernelState] = []
@@ -419,6 +437,11 @@ class MHKernel(MCMCKernel):
             self.potential_fn, self.transforms = chains.potential_fn, chains.transforms
         self._initial_params = chains.initial_params
         layout = chains.layout
+        if self.low_rank_size is not None and self.low_rank_size > layout.size:
+            raise ValueError(
+                f"low_rank_size must be at most the number of unconstrained dimensions, "
+                f"{layout.size}; got {self.low_rank_size}"
+            )
         evaluator = BatchEvaluator(
             chains.batch_potential, chains.loop_potential, one_chain=num_chains == 1
         )
@@ -440,6 +463,8 @@ class MHKernel(MCMCKernel):
             find_step_size=self._find_reasonable_step_size,
             dtype=like.dtype,
             device=like.device,
+            mass_estimator=self.mass_estimator,
+            low_rank_size=self.low_rank_size,
         )
         if self._init_inverse_mass_matrix is not None:
             self._adapter.mass_matrix.inverse_mass_matrix = as_block_dict(

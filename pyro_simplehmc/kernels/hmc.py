@@ -130,6 +130,8 @@ class SimpleHMC(MHKernel):
         inverse_mass_matrix=None,
         chain_adaptation: str | None = None,
         batched_potential: bool = False,
+        mass_estimator: str = "stan",
+        low_rank_size: int | None = None,
         step_size_jitter: float = 0.0,
         num_steps_jitter: float = 0.5,
         adapt_trajectory_length: bool = False,
@@ -192,6 +194,8 @@ class SimpleHMC(MHKernel):
             inverse_mass_matrix=inverse_mass_matrix,
             chain_adaptation=chain_adaptation or "per_chain",
             batched_potential=batched_potential,
+            mass_estimator=mass_estimator,
+            low_rank_size=low_rank_size,
         )
 
     # ------------------------------------------------------------------ the algorithm

@@ -3,7 +3,8 @@ r"""The inverse mass matrix of a batch of chains, in blocks named by site, as Py
 ``full_mass`` chooses the blocks (:func:`mass_matrix_blocks`): one diagonal block, one dense block
 over every site, or dense blocks over given sites and a diagonal block for the rest. Each block is
 a contiguous slice of the flat position, and :class:`BatchMassMatrix` keeps one matrix per block
-(per chain, or shared by the chains), their Welford estimates during warmup, and the flat
+(per chain, or shared by the chains), their estimates during warmup (one of the estimators of
+:mod:`pyro_simplehmc.core.mass_estimators`, chosen by ``mass_estimator``), and the flat
 :class:`~pyro_simplehmc.core.metrics.Metric` that the kernels use.
 """
 
@@ -16,8 +17,8 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from ..core.mass_estimators import make_estimator
 from ..core.metrics import Metric
-from ..core.welford import BatchWelford
 
 __all__ = ["BatchMassMatrix", "FullMass", "as_block_dict", "mass_matrix_blocks"]
 
@@ -31,8 +32,11 @@ class BatchMassMatrix:
     so each block is a contiguous slice of it. Each block's matrix has a leading dimension ``B``:
     the number of chains (one matrix each), or 1 when the chains share it (``pooled``).
 
-    It starts from the identity; with ``adapt=True`` it keeps Welford estimates of each block,
-    which :meth:`update` feeds and :meth:`end_adaptation` turns into the new matrices.
+    It starts from the identity; with ``adapt=True`` it keeps an estimate of each block, which
+    :meth:`update` feeds and :meth:`end_adaptation` turns into the new matrices: Stan's windowed
+    covariance (``"stan"``, the default), the gradient-based diagonal (``"fisher"``) or that
+    diagonal with a low-rank correction (``"low_rank"``, stored as a dense block); see
+    :mod:`pyro_simplehmc.core.mass_estimators`.
 
     :param blocks: each block's site names and shape, ``(n,)`` (diagonal) or ``(n, n)`` (dense),
         from :func:`mass_matrix_blocks`.
@@ -41,6 +45,9 @@ class BatchMassMatrix:
     :param bool adapt: keep estimates to adapt the matrices from.
     :param dtype: the matrices' dtype.
     :param device: the matrices' device.
+    :param str estimator: ``"stan"``, ``"fisher"`` or ``"low_rank"``.
+    :param int low_rank_size: with ``"low_rank"``, at most this many corrected directions per
+        block (``None``: as many as the eigenvalue cutoff keeps).
     """
 
     def __init__(
@@ -51,10 +58,12 @@ class BatchMassMatrix:
         adapt: bool = True,
         dtype: torch.dtype | None = None,
         device: torch.device | None = None,
+        estimator: str = "stan",
+        low_rank_size: int | None = None,
     ):
         self.num_matrices, self.pooled = num_matrices, pooled
         self.blocks: OrderedDict[tuple[str, ...], tuple[int, ...]] = OrderedDict(blocks)
-        self._welford: dict[tuple[str, ...], BatchWelford] = {}
+        self._welford: dict = {}
         self._inverse_mass_matrix: dict[tuple[str, ...], Tensor] = {}
         self._dense: dict[tuple[str, ...], bool] = {}
         self.metric: Metric | None = None
@@ -64,7 +73,9 @@ class BatchMassMatrix:
             ones = torch.ones(shape[0], dtype=dtype, device=device)
             identity[names] = torch.diag(ones) if dense else ones
             if adapt:
-                self._welford[names] = BatchWelford(shape[0], dense, pooled)
+                self._welford[names] = make_estimator(
+                    estimator, shape[0], dense, pooled, low_rank_size
+                )
         self.inverse_mass_matrix = identity
 
     @property
@@ -134,12 +145,16 @@ class BatchMassMatrix:
             )
         self._store({names: m.detach().clone() for names, m in matrices.items()}, dense)
 
-    def update(self, position: Tensor) -> None:
-        """Add the chains' flat positions, shape ``(C, D)``, to the running estimates."""
+    def update(self, position: Tensor, grad: Tensor | None = None) -> None:
+        """Add the chains' flat positions, shape ``(C, D)``, and the gradients of the potential
+        there (for the gradient-based estimators), to the running estimates."""
         start = 0
         for names, shape in self.blocks.items():
             if names in self._welford:
-                self._welford[names].update(position[:, start : start + shape[0]])
+                end = start + shape[0]
+                self._welford[names].update(
+                    position[:, start:end], None if grad is None else -grad[:, start:end]
+                )
             start += shape[0]
 
     def end_adaptation(self) -> None:
@@ -150,15 +165,17 @@ class BatchMassMatrix:
         """
         matrices = {}
         for names, welford in self._welford.items():
-            estimate, previous = welford.covariance(), self._inverse_mass_matrix[names]
-            if welford.dense:
+            estimate, previous = welford.estimate(), self._inverse_mass_matrix[names]
+            if welford.dense_result:
+                if not self._dense[names]:  # a diagonal block becomes dense
+                    previous = torch.diag_embed(previous)
                 valid = torch.linalg.cholesky_ex(estimate)[1] == 0
                 valid = valid & torch.isfinite(estimate).all(-1).all(-1)
                 matrices[names] = torch.where(valid[:, None, None], estimate, previous)
             else:
                 valid = (torch.isfinite(estimate) & (estimate > 0)).all(-1, keepdim=True)
                 matrices[names] = torch.where(valid, estimate, previous)
-        self._store(matrices, {names: w.dense for names, w in self._welford.items()})
+        self._store(matrices, {names: w.dense_result for names, w in self._welford.items()})
 
 
 
