@@ -20,7 +20,7 @@ from pyro.infer.mcmc.mcmc_kernel import MCMCKernel
 from torch import Tensor
 
 from ..core import validation as check
-from ..kernels import MALA, MHKernel, RandomWalkMH, SimpleHMC
+from ..kernels import MALA, MAMS, MHKernel, RandomWalkMH, SimpleHMC
 
 
 class CountingPotential:
@@ -178,6 +178,7 @@ KERNELS: dict[str, KernelSpec] = {
     "RandomWalkMH": KernelSpec.of(RandomWalkMH, uses_gradient=False),
     "MALA": KernelSpec.of(MALA),
     "SimpleHMC": KernelSpec.of(SimpleHMC),
+    "MAMS": KernelSpec.of(MAMS),
     "NUTS": KernelSpec.of(NUTS),
     # Pyro's HMC holds the trajectory length fixed while its step size adapts.
     "HMC": KernelSpec.of(HMC, trajectory_length=2.0),
@@ -189,7 +190,8 @@ KERNELS: dict[str, KernelSpec] = {
         - {"self", "model"},
     ),
 }
-DEFAULT_KERNELS: tuple[str, ...] = tuple(KERNELS)
+#: MAMS is run on request (``kernels=[..., "MAMS"]``): it needs at least two dimensions.
+DEFAULT_KERNELS: tuple[str, ...] = tuple(k for k in KERNELS if k != "MAMS")
 
 #: Integration time of SimpleHMC in the scaling run, in units of the adapted (whitened) scale:
 #: fixed, so that the number of leapfrog steps grows as the step size shrinks with D.
@@ -227,13 +229,14 @@ def resolve_kernels(
 ) -> list[KernelSpec]:
     """Kernel specs from names or specs; ``None`` means all of ``available``.
 
-    :param kernels: names (keys of ``available``) or :class:`KernelSpec` objects.
+    :param kernels: names (keys of ``available``) or :class:`KernelSpec` objects (``None``:
+        :data:`DEFAULT_KERNELS`, or all of ``available`` when it is given).
     :param available: the specs by name (default :data:`KERNELS`).
     :param full_mass: if not ``None``, set on every kernel that takes a ``full_mass``.
     """
-    available = KERNELS if available is None else available
     if kernels is None:
-        kernels = tuple(available)
+        kernels = DEFAULT_KERNELS if available is None else tuple(available)
+    available = KERNELS if available is None else available
     if isinstance(kernels, str | KernelSpec):
         kernels = [kernels]
     if not hasattr(kernels, "__iter__"):
