@@ -29,6 +29,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("unit", "_unit", "{}"),
     ("ESS/eval", "ess_per_eval", "{:.4f}"),
     ("95% interval", "_interval", "{}"),
+    ("evals to b2<0.01", "evals_to_low_bias", "{:.0f}"),
     ("ESS/s", "ess_per_second", "{:.0f}"),
     ("R-hat", "r_hat", "{:.3f}"),
     ("accept", "acceptance_rate", "{:.2f}"),
@@ -99,7 +100,8 @@ def format_table(comparison: Comparison) -> str:
         "min tail: smallest tail ESS of x and x^2.",
         "ESS/eval: smallest bulk ESS per sampling-phase gradient (per potential evaluation for "
         "gradient-free kernels); evals: that cost, all chains; 95% interval: over groups of "
-        "chains.",
+        "chains; evals to b2<0.01: per chain, until the squared bias of every second moment "
+        "stays below 0.01 of its variance (known truth only).",
         f"z: (estimate - truth) / MCSE for each mean and variance; vs {ref}: the same against "
         f"{ref} with both MCSEs combined.",
     ]

@@ -23,7 +23,9 @@ class KernelResult:
     (the kernel raised; see :attr:`error`) or ``"-"``. :attr:`draws_needed` estimates the draws
     per chain that would make the verdict reliable. :attr:`ess_per_eval_low` and
     :attr:`ess_per_eval_high` bound :attr:`ess_per_eval` (a 95% interval over groups of chains,
-    NaN with fewer than two chains).
+    NaN with fewer than two chains). :attr:`evals_to_low_bias` is the evaluations per chain until
+    the squared bias of the second moments stays below 0.01 (where the truth is known; see
+    :func:`~pyro_simplehmc.compare.summary.evals_to_low_bias`).
     """
 
     name: str
@@ -55,6 +57,7 @@ class KernelResult:
     draws_needed: int | None = None
     ess_per_eval_low: float = float("nan")
     ess_per_eval_high: float = float("nan")
+    evals_to_low_bias: float = float("nan")
     error: str | None = None
     deterministic: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -155,6 +158,7 @@ class KernelResult:
             "ess_per_eval": self.ess_per_eval,
             "ess_per_eval_low": self.ess_per_eval_low,
             "ess_per_eval_high": self.ess_per_eval_high,
+            "evals_to_low_bias": self.evals_to_low_bias,
             "ess_per_second": self.ess_per_second,
             "r_hat": self.r_hat,
             "acceptance_rate": self.acceptance_rate,

@@ -117,6 +117,11 @@ def summarise(
         deterministic=_summarise_deterministic(chains),
         warnings=notes,
     )
+    if problem.truth_mean is not None and draws.shape[1] and result.cost:
+        per_draw = result.cost / (draws.shape[0] * draws.shape[1])
+        result.evals_to_low_bias = evals_to_low_bias(
+            draws, problem.truth_mean, problem.truth_var, per_draw
+        )
     if not stuck:
         result.ess_per_eval_low, result.ess_per_eval_high = ess_per_eval_interval(
             draws, result.cost
@@ -178,6 +183,41 @@ def _sum_dicts(dicts):
     return {key: sum(d[key] for d in dicts) for key in dicts[0]}
 
 
+#: The squared-bias level of :func:`evals_to_low_bias` (Robnik et al. 2025, arXiv 2503.01707).
+LOW_BIAS = 0.01
+
+
+def evals_to_low_bias(
+    draws: np.ndarray, truth_mean: np.ndarray, truth_var: np.ndarray, evals_per_draw: float
+) -> float:
+    r"""Evaluations per chain until the squared bias of the second moments stays below 0.01.
+
+    With :math:`\bar{x^2_i}(n)` the mean of :math:`x_i^2` over the first :math:`n` draws of
+    every chain, averaged over the chains, the squared bias is
+
+    .. math:: b^2(n) = \max_i \frac{(\bar{x^2_i}(n) - E[x_i^2])^2}{\mathrm{Var}[x_i^2]},
+
+    with :math:`E[x_i^2] = \sigma_i^2 + \mu_i^2` from the truth and :math:`\mathrm{Var}[x_i^2]`
+    estimated from all the draws (the MAMS paper's metric, Robnik, Cohn-Gordon & Seljak 2025).
+    The answer is :math:`n` at the last crossing below :data:`LOW_BIAS` (after which it stays
+    below), times the evaluations per draw of one chain in the sampling phase; NaN if it never
+    gets there.
+
+    :param draws: ``(chains, draws, D)``.
+    """
+    x2 = draws**2
+    running = np.cumsum(x2.mean(0), axis=0) / np.arange(1, x2.shape[1] + 1)[:, None]
+    target = np.asarray(truth_var) + np.asarray(truth_mean) ** 2
+    spread = x2.reshape(-1, x2.shape[-1]).var(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b2 = np.max((running - target) ** 2 / spread, axis=-1)
+    above = np.flatnonzero(~(b2 < LOW_BIAS))
+    if len(above) == len(b2):
+        return float("nan")
+    n = 1 if len(above) == 0 else int(above[-1]) + 2
+    return float(n * evals_per_draw)
+
+
 def ess_per_eval_interval(
     draws: np.ndarray, cost: float, groups: int = INTERVAL_GROUPS
 ) -> tuple[float, float]:
@@ -211,4 +251,12 @@ def ess_per_eval_interval(
     return (math.exp(low), math.exp(high)) if math.isfinite(low) else (float("nan"), float("nan"))
 
 
-__all__ = ["INTERVAL_GROUPS", "ChainRun", "ess_per_eval_interval", "judge_against", "summarise"]
+__all__ = [
+    "INTERVAL_GROUPS",
+    "LOW_BIAS",
+    "ChainRun",
+    "ess_per_eval_interval",
+    "evals_to_low_bias",
+    "judge_against",
+    "summarise",
+]

@@ -164,3 +164,16 @@ def test_the_reference_is_computed_once_and_a_corrupt_entry_is_recomputed(tmp_pa
     # Other settings, another key.
     _model_comparison(cache, seed=1)
     assert len(list(tmp_path.glob("*.json"))) == 2
+
+
+def test_evals_to_low_bias_finds_when_the_second_moments_settle():
+    from pyro_simplehmc.compare.summary import evals_to_low_bias
+
+    rng = np.random.default_rng(1)
+    exact = rng.standard_normal((8, 2000, 3))
+    # Exact draws: b^2 ~ chi^2 / (8 n), below 0.01 after some tens of draws, at 5 evals each.
+    n = evals_to_low_bias(exact, np.zeros(3), np.ones(3), evals_per_draw=5.0)
+    assert 5 <= n <= 5 * 200 and n % 5 == 0
+    # A kernel that samples a variance of 1.96 (no Metropolis correction) never gets there.
+    wide = 1.4 * exact
+    assert math.isnan(evals_to_low_bias(wide, np.zeros(3), np.ones(3), evals_per_draw=5.0))
