@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pyro
@@ -14,6 +16,21 @@ from pyro_simplehmc import MCMC
 #: The posteriordb folder next to the checkout (``../shared/posteriordb``); tests that need it
 #: skip when it is missing (an installed package has no ``../shared``).
 POSTERIORDB = Path(__file__).resolve().parents[1].parent / "shared" / "posteriordb"
+
+
+@cache
+def _shares_a_run(module: Path) -> bool:
+    """Whether a test module defines a fixture made once for the module (or package, session)."""
+    return bool(re.search(r"scope\s*=\s*[\"'](module|package|session)[\"']", module.read_text()))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadgroup``, pyproject.toml), tests go to the workers one by
+    one, except a module whose tests share a run made once (a module-scoped fixture): its tests
+    form one group on one worker, so that the run is not made again on each worker."""
+    for item in items:
+        if item.path.suffix == ".py" and _shares_a_run(item.path):
+            item.add_marker(pytest.mark.xdist_group(item.path.as_posix()))
 
 
 @pytest.fixture
