@@ -24,13 +24,26 @@ def _shares_a_run(module: Path) -> bool:
     return bool(re.search(r"scope\s*=\s*[\"'](module|package|session)[\"']", module.read_text()))
 
 
-def pytest_collection_modifyitems(config, items):
-    """Under pytest-xdist (``--dist loadgroup``, pyproject.toml), tests go to the workers one by
-    one, except a module whose tests share a run made once (a module-scoped fixture): its tests
-    form one group on one worker, so that the run is not made again on each worker."""
-    for item in items:
-        if item.path.suffix == ".py" and _shares_a_run(item.path):
-            item.add_marker(pytest.mark.xdist_group(item.path.as_posix()))
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist's ``--dist load`` (pyproject.toml), tests go to the workers one by one,
+    except that the tests of a module sharing a run made once (a module-scoped fixture) go to one
+    worker together, so that the run is not made again on each worker.
+
+    (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist 3.8
+    under pytest 9.2 ignores the marks: pytest-dev/pytest-xdist#1386.)
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            path = config.rootpath / module
+            return module if path.suffix == ".py" and _shares_a_run(path) else nodeid
+
+    return SharedRunScheduling(config, log)
 
 
 @pytest.fixture
