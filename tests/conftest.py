@@ -24,6 +24,20 @@ def _shares_a_run(module: Path) -> bool:
     return bool(re.search(r"scope\s*=\s*[\"'](module|package|session)[\"']", module.read_text()))
 
 
+#: The longest runs of the slow suite (each minutes long): run first, so that the workers do not
+#: wait at the end on one of them started late. Only the order changes.
+LONGEST_FIRST = (
+    "test_every_code_block_on_the_page_runs_in_full",
+    "test_reference_agreement",
+    "test_centered_eight_schools_reports_divergences",
+    "test_every_notebook_runs_in_its_quick_form",
+)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in LONGEST_FIRST)
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
     """With pytest-xdist's ``--dist load`` (pyproject.toml), tests go to the workers one by one,
