@@ -68,11 +68,11 @@ def run(model, num_samples: int, warmup: int, seed: int) -> dict:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="200 warmup and 200 draws")
+    parser.add_argument("--quick", action="store_true", help="100 warmup and 100 draws")
     parser.add_argument("--out", type=Path, default=Path("docs/figures"), help="figure folder")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
-    num_samples, warmup = (200, 200) if args.quick else (2000, 1000)
+    num_samples, warmup = (100, 100) if args.quick else (2000, 1000)
 
     runs = {
         "centred": run(centred, num_samples, warmup, args.seed),

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from functools import cache
 from pathlib import Path
 
 import pyro
@@ -14,6 +16,48 @@ from pyro_simplehmc import MCMC
 #: The posteriordb folder next to the checkout (``../shared/posteriordb``); tests that need it
 #: skip when it is missing (an installed package has no ``../shared``).
 POSTERIORDB = Path(__file__).resolve().parents[1].parent / "shared" / "posteriordb"
+
+
+@cache
+def _shares_a_run(module: Path) -> bool:
+    """Whether a test module defines a fixture made once for the module (or package, session)."""
+    return bool(re.search(r"scope\s*=\s*[\"'](module|package|session)[\"']", module.read_text()))
+
+
+#: The longest runs of the slow suite (each minutes long): run first, so that the workers do not
+#: wait at the end on one of them started late. Only the order changes.
+LONGEST_FIRST = (
+    "test_every_code_block_on_the_page_runs_in_full",
+    "test_reference_agreement",
+    "test_centered_eight_schools_reports_divergences",
+    "test_every_notebook_runs_in_its_quick_form",
+)
+
+
+def pytest_collection_modifyitems(items):
+    items.sort(key=lambda item: getattr(item, "originalname", item.name) not in LONGEST_FIRST)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """With pytest-xdist's ``--dist load`` (pyproject.toml), tests go to the workers one by one,
+    except that the tests of a module sharing a run made once (a module-scoped fixture) go to one
+    worker together, so that the run is not made again on each worker.
+
+    (``--dist loadgroup`` with ``xdist_group`` marks would say the same, but pytest-xdist 3.8
+    under pytest 9.2 ignores the marks: pytest-dev/pytest-xdist#1386.)
+    """
+    if config.getoption("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedRunScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            path = config.rootpath / module
+            return module if path.suffix == ".py" and _shares_a_run(path) else nodeid
+
+    return SharedRunScheduling(config, log)
 
 
 @pytest.fixture

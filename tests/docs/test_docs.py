@@ -128,8 +128,13 @@ def test_every_code_block_on_the_page_runs(page, tmp_path, monkeypatch):
     run_page(page, quick=True)
 
 
+#: The pages whose full-length runs take longest (measured, in this order), first: with the test
+#: workers of pytest-xdist they then run side by side with the shorter ones, not last.
+LONGEST_PAGES = ["tutorial/nuts.md", "compare-your-model.md", "tutorial/divergences.md"]
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("page", PAGES)
+@pytest.mark.parametrize("page", LONGEST_PAGES + [p for p in PAGES if p not in LONGEST_PAGES])
 def test_every_code_block_on_the_page_runs_in_full(page, tmp_path, monkeypatch):
     """The same at the lengths the pages give: the exercises' checks hold at full length too."""
     monkeypatch.chdir(tmp_path)
