@@ -567,8 +567,13 @@ def quick_runs(
     saved = [module.MCMC for module, _ in patches]
     for module, quick in patches:
         module.MCMC = quick
+    # Comparisons do not continue their chains past the shortened runs.
+    from .compare import execution
+
+    continuations, execution.MAX_CONTINUATIONS = execution.MAX_CONTINUATIONS, 0
     try:
         yield
     finally:
+        execution.MAX_CONTINUATIONS = continuations
         for (module, _), value in zip(patches, saved, strict=True):
             module.MCMC = value

@@ -31,6 +31,7 @@ import pyro
 import pyro.infer
 import torch
 
+from .. import mcmc as mcmc_layer
 from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS, draws_needed, ess, max_r_hat
 from ..checks.targets import Target
 from ..core import validation as check
@@ -198,7 +199,8 @@ def run_batch(
         if on_step is not None:
             on_step()
 
-    run = MCMC(
+    # Looked up at run time, so that teaching.quick_runs shortens comparisons too.
+    run = mcmc_layer.MCMC(
         kernel,
         num_samples=num_samples,
         warmup_steps=warmup_steps,

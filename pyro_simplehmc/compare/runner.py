@@ -44,7 +44,7 @@ from .execution import (
 from .problems import Problem, from_model, from_posterior
 from .reference_cache import ReferenceCache, reference_key
 from .results import Comparison
-from .specs import KERNELS, KernelSpec, resolve_kernels
+from .specs import KERNELS, CountingPotential, KernelSpec, resolve_kernels
 from .summary import ChainRun, judge_against, summarise
 
 _as_problem = as_problem
@@ -405,6 +405,7 @@ def _progress_bar(total: int, description: str, enabled: bool):
 
 __all__ = [
     "ChainRun",
+    "CountingPotential",
     "compare",
     "compare_model",
     "compare_posterior",

@@ -338,7 +338,7 @@ def test_quick_runs_shortens_mcmc_and_restores_it():
         # before the block as a reader's session would have it.
         comparison = compare(correlated_gaussian(), kernels=["MALA"], num_samples=1000,
                              warmup_steps=1000, reference=None, progress=False)
-        assert comparison.draws["MALA"].shape[:2] == (2, 7)
+        assert comparison.draws["MALA"].shape[:2] == (32, 7)  # a batch of 32, not continued
         result = comparison.results[0]
         assert result.error is None and 0 < result.acceptance_rate <= 1  # diagnostics read
     assert pyro.infer.MCMC is original
