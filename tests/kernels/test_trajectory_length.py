@@ -403,7 +403,8 @@ def test_default_beats_pyros_hmc_per_gradient_on_the_validate_target(jitter):
                                                                        **options))
     result = compare(get_target("correlated_gaussian"), kernels=[ours, KERNELS["HMC"]],
                      num_samples=1000, warmup_steps=500, num_chains=2, seed=0, reference=None,
-                     progress=False, keep_draws=False)
+                     progress=False, keep_draws=False,
+                     batch_chains=None, max_evals=None)  # both per chain, as measured
     simple, pyro_hmc = result.results
     assert simple.status_truth == "PASS"
     if jitter is None:
