@@ -59,8 +59,10 @@ def main() -> None:
     from pyro_simplehmc.compare.report import format_table
 
     # --quick is a smoke run (the figures' shapes, not their verdicts): NUTS's reference, four
-    # times the draws by default, is most of its cost, so it gets only twice the draws there.
+    # times the draws by default, is most of its cost, so it gets only twice the draws there; and
+    # no kernel continues its chains towards a reliable verdict.
     num_samples, warmup = (50, 50) if args.quick else (1000, 500)
+    quick = {"max_evals": None, "batch_chains": 8} if args.quick else {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table lists the warnings
         comparison = compare_model(
@@ -73,6 +75,7 @@ def main() -> None:
             reference_num_samples=2 * num_samples if args.quick else None,
             seed=args.seed,
             progress=False,
+            **quick,
         )
     print(format_table(comparison))
     plot_z(comparison, args.out / "compare_model_z.png")
