@@ -126,15 +126,90 @@ def kurtosis(draws: np.ndarray) -> np.ndarray:
         return (centred**4).mean(0) / (centred**2).mean(0) ** 2
 
 
-def max_r_hat(draws: np.ndarray) -> float:
-    """The largest rank-normalised split R-hat over the coordinates and their squares.
+def max_r_hat(draws: np.ndarray, superchain_ids: Sequence[int] | None = None) -> float:
+    r"""The largest :math:`\hat R` over the coordinates and their squares.
 
-    One chain is split in two halves, as arviz does.
+    Without ``superchain_ids`` (or with every chain its own superchain), arviz's rank-normalised
+    split :math:`\hat R` (Vehtari et al. 2021; one chain is split in two halves, as arviz does);
+    with them, :func:`nested_r_hat`.
+
+    :param draws: ``(chains, draws, D)``.
+    :param superchain_ids: the superchain of each chain (chains started at the same point).
     """
-    values = np.concatenate(
-        [np.asarray(az.rhat(_dataset(d))["x"].values, dtype=float) for d in (draws, draws**2)]
-    )
+    if superchain_ids is not None and len(set(superchain_ids)) < len(superchain_ids):
+        values = np.concatenate([nested_r_hat(d, superchain_ids) for d in (draws, draws**2)])
+    else:
+        values = np.concatenate(
+            [np.asarray(az.rhat(_dataset(d))["x"].values, dtype=float) for d in (draws, draws**2)]
+        )
     return float(np.nanmax(values)) if np.isfinite(values).any() else float("nan")
+
+
+def _z_scale(x: np.ndarray) -> np.ndarray:
+    """Rank-normalised values (Blom's offset 3/8), over all chains and draws together."""
+    from scipy.stats import norm, rankdata
+
+    ranks = rankdata(x, method="average").reshape(x.shape)
+    return norm.ppf((ranks - 3 / 8) / (x.size - 2 * 3 / 8 + 1))
+
+
+def _nested(x: np.ndarray, ids: np.ndarray) -> float:
+    r"""Nested :math:`\hat R` of ``x`` (``(chains, draws)``), Margossian et al. (2024), eq. 4-8."""
+    superchains = np.unique(ids)
+    chain_mean, chain_var = x.mean(1), x.var(1, ddof=1)
+    members = [ids == k for k in superchains]
+    superchain_mean = np.array([chain_mean[m].mean() for m in members])
+    between_chains = np.array([chain_mean[m].var(ddof=1) if m.sum() > 1 else 0.0 for m in members])
+    within_chains = np.array([chain_var[m].mean() for m in members])
+    between = superchain_mean.var(ddof=1)
+    within = np.mean(within_chains + between_chains)
+    return float(np.sqrt(1.0 + between / within))
+
+
+def nested_r_hat(draws: np.ndarray, superchain_ids: Sequence[int]) -> np.ndarray:
+    r"""Rank-normalised nested :math:`\hat R` of each coordinate (Margossian, Hoffman, Sountsov,
+    Riou-Durand, Vehtari & Gelman 2024, *Bayesian Analysis*, doi:10.1214/24-BA1453).
+
+    For many short chains. Chains that start at the same point form a superchain; with
+    :math:`\hat B_\nu` the variance of the superchain means, :math:`\hat B_k` the variance of the
+    chain means in superchain :math:`k` and :math:`\hat W_k` its mean within-chain variance,
+
+    .. math::
+        \hat R_\nu = \sqrt{1 + \hat B_\nu / \operatorname{mean}_k(\hat W_k + \hat B_k)}.
+
+    As for split :math:`\hat R` (Vehtari et al. 2021), each chain is split in two halves, the
+    draws are rank-normalised, and the larger of the bulk value and the value of the folded
+    draws is returned: arviz-stats' ``rhat_nested`` (arviz 1.x) computes the same, and the
+    tests compare the two where it is installed (it needs Python 3.12).
+
+    :param draws: ``(chains, draws, D)``.
+    :param superchain_ids: the superchain of each chain; every superchain the same size.
+    :returns: one value per coordinate (NaN where all its draws are equal, or not finite).
+    """
+    draws = np.asarray(draws, dtype=float)
+    ids = np.asarray(superchain_ids)
+    if draws.ndim != 3 or len(ids) != draws.shape[0]:
+        raise ValueError(
+            f"draws must be (chains, draws, D) with one superchain id per chain; got draws of "
+            f"shape {draws.shape} and {len(ids)} ids"
+        )
+    if len(set(np.bincount(ids)[np.unique(ids)])) != 1:
+        raise ValueError("superchain_ids: every superchain must hold the same number of chains")
+    half = draws.shape[1] // 2
+    if half < 2 or len(np.unique(ids)) < 2:
+        return np.full(draws.shape[2], np.nan)
+    split = np.concatenate([draws[:, :half], draws[:, -half:]])  # first halves, then second
+    ids = np.concatenate([ids, ids])
+    out = np.empty(draws.shape[2])
+    for i in range(draws.shape[2]):
+        x = split[..., i]
+        if x.var() == 0 or not np.all(np.isfinite(x)):
+            out[i] = np.nan
+            continue
+        bulk = _nested(_z_scale(x), ids)
+        tail = _nested(_z_scale(np.abs(x - np.median(x))), ids)
+        out[i] = max(bulk, tail)
+    return out
 
 
 def reliability(min_bulk_ess: float, r_hat: float, stuck: bool = False) -> str | None:

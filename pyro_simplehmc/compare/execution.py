@@ -3,8 +3,10 @@ r"""How a comparison runs a kernel: one batch of many chains, or one chain at a 
 - :func:`run_batch`: this package's kernels run all their chains as one batch
   (:class:`~pyro_simplehmc.MCMC` with ``chain_method="vectorized"``), with pooled adaptation by
   default, and can continue those chains (:attr:`~pyro_simplehmc.MCMC.last_state`, no new warmup);
-- :func:`run_chain`: kernels that cannot batch (Pyro's NUTS, HMC, RandomWalkKernel, and any other
-  :class:`~pyro.infer.mcmc.MCMCKernel`) run one chain through :class:`pyro.infer.MCMC`;
+- kernels that cannot batch (Pyro's NUTS, HMC, RandomWalkKernel, and any other
+  :class:`~pyro.infer.mcmc.MCMCKernel`) run one chain at a time through
+  :class:`pyro.infer.MCMC`, in parallel processes where cores allow
+  (:mod:`pyro_simplehmc.compare.per_chain`);
 - :func:`run_cell`: one kernel on one problem, summarised; a batched kernel keeps sampling until
   its verdict is reliable (bulk and tail ESS at least
   :data:`~pyro_simplehmc.checks.statistics.MIN_RELIABLE_ESS`, :math:`\hat R` below
@@ -19,28 +21,26 @@ cross-checks those counters against a counted potential).
 
 from __future__ import annotations
 
-import math
 import time
 import traceback
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 import pyro
-import pyro.infer
 import torch
 
 from .. import mcmc as mcmc_layer
-from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS, draws_needed, ess, max_r_hat
 from ..checks.targets import Target
 from ..core import validation as check
 from ..kernels import MHKernel
 from ..mcmc import MCMC
-from .problems import Problem, from_target
+from .budget import cost, draws_wanted, unreliable
+from .per_chain import deterministic_sites, run_chain, run_chains_until_reliable
+from .problems import Problem, as_problem
 from .results import KernelResult
 from .specs import CountingPotential, KernelSpec
-from .summary import ChainRun, summarise
+from .summary import ChainRun, summarise, superchain_ids
 
 #: Chains of one of this package's kernels in a comparison, run as one batch. On 2 CPU cores a
 #: batch of 32 costs little more per iteration than one chain on small targets (see the design
@@ -50,89 +50,21 @@ DEFAULT_BATCH_CHAINS = 32
 #: included) a batched kernel may spend in one cell before its verdict must stand: the same
 #: budget for every kernel.
 DEFAULT_MAX_EVALS = 2_000_000
+#: Chains per superchain in a batch of at least four superchains: the chains of one superchain
+#: start at one point, so that their :math:`\hat R` can be nested (Margossian et al. 2024), which
+#: judges many short chains where split :math:`\hat R` would need every chain to be long.
+SUPERCHAIN_SIZE = 4
 #: At most this many continuations of a batch after its first run (each at least doubles the
 #: draws, so the budget, not this cap, is what usually ends a hopeless run).
 MAX_CONTINUATIONS = 8
 
 
-def as_problem(target: Target | Problem) -> Problem:
-    """``target`` as a :class:`~pyro_simplehmc.compare.problems.Problem`."""
-    return target if isinstance(target, Problem) else from_target(target)
-
-
-def run_chain(
-    spec: KernelSpec,
-    target: Target | Problem,
-    num_samples: int,
-    warmup_steps: int,
-    seed: int,
-    on_step: Callable[[], None] | None = None,
-) -> ChainRun:
-    """Run one chain of ``spec`` on ``target`` with seed ``seed`` and count its cost."""
-    problem = as_problem(target)
-    initial_params = problem.initial_params(seed)
-    counter = CountingPotential(problem.potential_fn)
-    pyro.set_rng_seed(seed)
-    kernel = spec.build(problem, counter)
-    clock = {"start": time.perf_counter(), "warmup_end": None}
-    at_warmup_end = {"potentials": 0, "gradients": 0}
-    diagnostics: dict[str, Any] = {}
-
-    def hook(kernel, samples, stage, i):
-        if stage == "Warmup":
-            # Updated at every warmup iteration: after the last one it holds the warmup cost.
-            at_warmup_end.update(potentials=counter.potentials, gradients=counter.gradients)
-            clock["warmup_end"] = time.perf_counter()
-        elif i == mcmc.num_samples - 1:
-            # The kernel's own diagnostics of this chain, read where Pyro's MCMC reads them
-            # (after the last draw, before cleanup), through the public kernel API.
-            diagnostics.update(kernel.diagnostics())
-        if on_step is not None:
-            on_step()
-
-    # Looked up at run time, so that teaching.quick_runs shortens comparisons too.
-    mcmc = pyro.infer.MCMC(
-        kernel,
-        num_samples=num_samples,
-        warmup_steps=warmup_steps,
-        initial_params=initial_params,
-        disable_progbar=True,
-        hook_fn=hook,
-        transforms=problem.transforms,
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # "chains run sequentially" and the like
-        mcmc.run(*problem.model_args, **problem.model_kwargs)
-    end = time.perf_counter()
-    warmup_end = clock["warmup_end"] if clock["warmup_end"] is not None else clock["start"]
-    samples = mcmc.get_samples()
-    draws = problem.flatten(samples).detach().cpu().double().numpy()
-    return ChainRun(
-        draws=draws,
-        potentials={
-            "warmup": at_warmup_end["potentials"],
-            "sampling": counter.potentials - at_warmup_end["potentials"],
-        },
-        gradients={
-            "warmup": at_warmup_end["gradients"],
-            "sampling": counter.gradients - at_warmup_end["gradients"],
-        },
-        seconds={"warmup": warmup_end - clock["start"], "sampling": end - warmup_end},
-        diagnostics=diagnostics,
-        deterministic=_deterministic(problem, samples),
-    )
-
-
-def _deterministic(problem: Problem, samples) -> dict[str, np.ndarray]:
-    """The deterministic sites at each draw (reported, not tested)."""
-    if not problem.deterministic_sites or problem.model is None:
-        return {}
-    predictive = pyro.infer.Predictive(
-        problem.model, posterior_samples=samples, return_sites=list(problem.deterministic_sites)
-    )
-    with pyro.poutine.block():
-        values = predictive(*problem.model_args, **problem.model_kwargs)
-    return {k: v.detach().cpu().double().numpy() for k, v in values.items()}
+def chain_starts(num_chains: int) -> list[int]:
+    """The starting point of each chain of a batch: superchains of :data:`SUPERCHAIN_SIZE`
+    chains where the batch holds at least four of them, else a point per chain."""
+    if num_chains >= 4 * SUPERCHAIN_SIZE and num_chains % SUPERCHAIN_SIZE == 0:
+        return [c // SUPERCHAIN_SIZE for c in range(num_chains)]
+    return list(range(num_chains))
 
 
 def can_batch(spec: KernelSpec, problem: Problem) -> bool:
@@ -159,8 +91,9 @@ def run_batch(
 ) -> tuple[list[ChainRun], MCMC]:
     """Run ``num_chains`` chains of ``spec`` as one batch, or continue an earlier batch.
 
-    Chain :math:`c` starts where :func:`run_chain` with seed ``seed + c`` would start it; the
-    batch's random stream is seeded with ``seed``.
+    Chain :math:`c` starts where :func:`run_chain` with seed ``seed + s`` would start it, with
+    :math:`s` its point in :func:`chain_starts` (superchains of chains sharing a dispersed start
+    in a large batch, else :math:`s = c`); the batch's random stream is seeded with ``seed``.
 
     :param chain_adaptation: the kernel's ``chain_adaptation`` (``None``: the spec's own);
         pooled by default, so that the chains' shared warmup draws estimate the mass matrix,
@@ -187,8 +120,8 @@ def run_batch(
             # walk's single-step probabilities are often near 0, so for it the harmonic mean
             # would shrink the step far below the optimum: it keeps the mean. Design notes.)
             kernel.pooled_statistic = "harmonic"
-        starts = [problem.initial_params(seed + c) for c in range(num_chains)]
-        initial_params = {name: torch.stack([s[name] for s in starts]) for name in starts[0]}
+        points = [problem.initial_params(seed + s) for s in chain_starts(num_chains)]
+        initial_params = {name: torch.stack([p[name] for p in points]) for name in points[0]}
     else:
         kernel, init_state, warmup_steps, initial_params = mcmc.kernel, mcmc.last_state, 0, None
     clock = {"start": time.perf_counter(), "warmup_end": None}
@@ -231,7 +164,8 @@ def run_batch(
                 # The batch's wall time, shared out: summed over the chains it is the wall time.
                 seconds={k: v / num_chains for k, v in seconds.items()},
                 diagnostics=diagnostics,
-                deterministic=_deterministic(problem, chain),
+                deterministic=deterministic_sites(problem, chain),
+                start=chain_starts(num_chains)[c],
             )
         )
     return chains, run
@@ -273,40 +207,8 @@ def _join(first: ChainRun, later: ChainRun) -> ChainRun:
         deterministic={
             k: np.concatenate([v, later.deterministic[k]]) for k, v in first.deterministic.items()
         },
+        start=first.start,
     )
-
-
-def unreliable(draws: np.ndarray) -> tuple[str | None, float, float]:
-    """Why a verdict on ``draws`` (``(chains, draws, D)``) would not be reliable yet, if it would
-    not (``"TOO FEW DRAWS"`` or ``"NOT MIXED"``), the smallest bulk or tail ESS of the
-    coordinates and their squares, and the largest R-hat."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        smallest = min(
-            float(np.min(ess(x, method))) for x in (draws, draws**2) for method in ("bulk", "tail")
-        )
-        r_hat = max_r_hat(draws)
-    if not smallest >= MIN_RELIABLE_ESS:
-        return "TOO FEW DRAWS", smallest, r_hat
-    if not r_hat < MAX_RELIABLE_RHAT:
-        return "NOT MIXED", smallest, r_hat
-    return None, smallest, r_hat
-
-
-def draws_wanted(done: int, why: str, smallest: float, r_hat: float) -> int:
-    r"""Draws per chain to aim for next: for too few draws, what the ESS so far says
-    (:func:`~pyro_simplehmc.checks.statistics.draws_needed`); for R-hat, as many more as
-    :math:`\hat R - 1` is above half the threshold's margin (it shrinks about as :math:`1/n`
-    while the chains are only short), between twice and eight times the draws so far."""
-    if why == "NOT MIXED" and math.isfinite(r_hat):
-        factor = (r_hat - 1.0) / (0.5 * (MAX_RELIABLE_RHAT - 1.0))
-        return math.ceil(done * min(8.0, max(2.0, factor)))
-    return max(draws_needed(done, smallest, why) or 2 * done, 2 * done)
-
-
-def _cost(chains: list[ChainRun], uses_gradient: bool) -> int:
-    counts = [c.gradients if uses_gradient else c.potentials for c in chains]
-    return sum(c["warmup"] + c["sampling"] for c in counts)
 
 
 def run_batch_until_reliable(
@@ -337,7 +239,7 @@ def run_batch_until_reliable(
         return chains, notes
     for _ in range(MAX_CONTINUATIONS):
         draws = np.stack([c.draws for c in chains])
-        why, smallest, r_hat = unreliable(draws)
+        why, smallest, r_hat = unreliable(draws, superchain_ids(chains))
         if why is None:
             break
         stuck = np.flatnonzero(~np.any(draws[:, 1:] != draws[:, :-1], axis=(1, 2)))
@@ -348,8 +250,8 @@ def run_batch_until_reliable(
             )
             break
         done = draws.shape[1]
-        spent = _cost(chains, spec.uses_gradient)
-        per_draw = max(spent - _cost_warmup(chains, spec.uses_gradient), 1) / done
+        spent = cost(chains, spec.uses_gradient)
+        per_draw = max(cost(chains, spec.uses_gradient, "sampling"), 1) / done
         wanted = draws_wanted(done, why, smallest, r_hat)
         affordable = int((max_evals - spent) / per_draw)
         more = min(wanted - done, affordable)
@@ -372,61 +274,6 @@ def run_batch_until_reliable(
     return chains, notes
 
 
-def run_chains_until_reliable(
-    spec: KernelSpec,
-    problem: Problem,
-    num_samples: int,
-    warmup_steps: int,
-    num_chains: int,
-    seed: int,
-    on_step: Callable[[], None] | None = None,
-    max_evals: int | None = DEFAULT_MAX_EVALS,
-) -> tuple[list[ChainRun], list[str]]:
-    """``num_chains`` chains of :func:`run_chain`; while the verdict would not be reliable, run
-    them again, longer, within ``max_evals``.
-
-    A kernel of Pyro's cannot continue a chain without a new warmup, so a longer run starts
-    afresh (same seeds, the draws per chain that
-    :func:`~pyro_simplehmc.checks.statistics.draws_needed` estimates); the cost of every run
-    counts against the budget.
-
-    :returns: the chains of the last run and notes for the report.
-    """
-    notes: list[str] = []
-    spent, length = 0, num_samples
-    for attempt in range(MAX_CONTINUATIONS + 1):
-        chains = [
-            run_chain(spec, problem, length, warmup_steps, seed + c, on_step)
-            for c in range(num_chains)
-        ]
-        spent += _cost(chains, spec.uses_gradient)
-        if max_evals is None:
-            break
-        why, smallest, r_hat = unreliable(np.stack([c.draws for c in chains]))
-        if why is None:
-            break
-        wanted = draws_wanted(length, why, smallest, r_hat)
-        warmup = _cost_warmup(chains, spec.uses_gradient)
-        per_draw = max(_cost(chains, spec.uses_gradient) - warmup, 1) / length
-        if attempt == MAX_CONTINUATIONS or spent + warmup + per_draw * wanted > max_evals:
-            notes.append(
-                f"{why} after {length} draws per chain; a longer run would exceed the budget "
-                f"of {max_evals:,} evaluations ({spent:,} spent)"
-            )
-            break
-        length = wanted
-    if length > num_samples:
-        notes.append(
-            f"run again from the start with {length} draws per chain (Pyro's kernels cannot "
-            f"continue a chain) for a reliable verdict; {spent:,} evaluations in all"
-        )
-    return chains, notes
-
-
-def _cost_warmup(chains: list[ChainRun], uses_gradient: bool) -> int:
-    return sum((c.gradients if uses_gradient else c.potentials)["warmup"] for c in chains)
-
-
 def run_cell(
     spec: KernelSpec,
     target: Target | Problem,
@@ -439,6 +286,7 @@ def run_cell(
     batch_chains: int | None = None,
     max_evals: int | None = DEFAULT_MAX_EVALS,
     chain_adaptation: str | None = "pooled",
+    jobs: int | None = None,
 ) -> tuple[KernelResult, np.ndarray | None]:
     """One kernel on one problem, summarised.
 
@@ -455,6 +303,9 @@ def run_cell(
     :param max_evals: the budget of a batched kernel, in its cost unit, all chains and warmup
         included (``None``: no continuation).
     :param chain_adaptation: a batched kernel's ``chain_adaptation`` (``None``: its own).
+    :param jobs: processes for the chains of a kernel that runs per chain (``None``: one per
+        chain, at most one per usable core; see
+        :func:`~pyro_simplehmc.compare.per_chain.run_chains`).
     :returns: ``(result, draws)`` with ``draws`` of shape ``(chains, draws, D)``, or ``None``
         for a kernel that raised.
     """
@@ -477,7 +328,7 @@ def run_cell(
             else:
                 chains, notes = run_chains_until_reliable(
                     spec, problem, num_samples, warmup_steps, num_chains, seed, on_step,
-                    max_evals if batch_chains is not None else None,
+                    max_evals if batch_chains is not None else None, MAX_CONTINUATIONS, jobs,
                 )  # fmt: skip
     except Exception as error:  # a kernel that fails on this model is a finding, not a crash
         warnings.warn(
@@ -527,12 +378,15 @@ __all__ = [
     "DEFAULT_BATCH_CHAINS",
     "DEFAULT_MAX_EVALS",
     "MAX_CONTINUATIONS",
+    "SUPERCHAIN_SIZE",
     "as_problem",
     "can_batch",
+    "chain_starts",
     "draws_wanted",
     "run_batch",
     "run_batch_until_reliable",
     "run_cell",
     "run_chain",
+    "run_chains_until_reliable",
     "unreliable",
 ]

@@ -121,6 +121,12 @@ def from_target(target: Target) -> Problem:
     )
 
 
+def as_problem(target: Target | Problem) -> Problem:
+    """``target`` as a :class:`Problem` (a :class:`~pyro_simplehmc.checks.targets.Target` is
+    converted with :func:`from_target`)."""
+    return target if isinstance(target, Problem) else from_target(target)
+
+
 def _initialize(model, model_args, model_kwargs, init_strategy, max_plate_nesting):
     try:
         return initialize_model(

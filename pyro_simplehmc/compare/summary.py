@@ -49,6 +49,19 @@ class ChainRun:
     seconds: dict[str, float]
     diagnostics: dict[str, Any]
     deterministic: dict[str, np.ndarray] = field(default_factory=dict)
+    #: Which starting point the chain began at: chains of one batch that share one form a
+    #: superchain, and their :math:`\hat R` is nested (``None``: a start of its own).
+    start: int | None = None
+
+
+def superchain_ids(chains: Sequence[ChainRun]) -> list[int] | None:
+    """The superchain of each chain (chains that began at one point), or ``None`` when every
+    chain began at its own point."""
+    starts = [c.start for c in chains]
+    if any(s is None for s in starts) or len(set(starts)) == len(starts):
+        return None
+    index = {s: i for i, s in enumerate(dict.fromkeys(starts))}
+    return [index[s] for s in starts]
 
 
 def summarise(
@@ -91,7 +104,7 @@ def summarise(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         mean, var, mean_se, var_se = moments(draws)
-        r_hat = max_r_hat(draws)
+        r_hat = max_r_hat(draws, superchain_ids(chains))
         kappa = kurtosis(draws)
 
     result = KernelResult(

@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from pyro_simplehmc import SimpleHMC
-from pyro_simplehmc.checks.statistics import FAIL, PASS, ess
+from pyro_simplehmc.checks.statistics import FAIL, PASS, ess, max_r_hat, nested_r_hat
 from pyro_simplehmc.checks.targets import correlated_gaussian, diagonal_gaussian
 from pyro_simplehmc.compare import KERNELS, as_kernel_spec, compare, compare_model
-from pyro_simplehmc.compare.execution import run_batch, run_cell
+from pyro_simplehmc.compare.execution import chain_starts, run_batch, run_cell
+from pyro_simplehmc.compare.per_chain import run_chains
 from pyro_simplehmc.compare.problems import from_target
 from pyro_simplehmc.compare.reference_cache import ReferenceCache
-from pyro_simplehmc.compare.summary import ess_per_eval_interval
+from pyro_simplehmc.compare.summary import ess_per_eval_interval, superchain_ids
 from tests.broken_kernels import HMCWithoutMetropolis
 
 
@@ -177,3 +178,55 @@ def test_evals_to_low_bias_finds_when_the_second_moments_settle():
     # A kernel that samples a variance of 1.96 (no Metropolis correction) never gets there.
     wide = 1.4 * exact
     assert math.isnan(evals_to_low_bias(wide, np.zeros(3), np.ones(3), evals_per_draw=5.0))
+
+
+def test_a_large_batch_starts_in_superchains_and_its_r_hat_is_nested():
+    """Chains of one superchain share a dispersed start (Margossian et al. 2024); small batches
+    keep a start per chain."""
+    assert chain_starts(8) == list(range(8))
+    assert chain_starts(16) == [c // 4 for c in range(16)]
+    problem = from_target(correlated_gaussian(rho=0.5))
+    chains, _ = run_batch(KERNELS["MALA"], problem, 5, 0, 16, seed=0)
+    firsts = [tuple(np.round(c.draws[0], 6)) for c in chains]
+    assert len(set(firsts)) > 4  # the chains move apart at once
+    assert superchain_ids(chains) == [c // 4 for c in range(16)]
+    draws = np.stack([c.draws for c in chains])
+    assert max_r_hat(draws, superchain_ids(chains)) != max_r_hat(draws)
+
+
+def test_nested_r_hat_sees_a_superchain_that_has_not_converged():
+    rng = np.random.default_rng(0)
+    ids = np.repeat(np.arange(8), 4)
+    mixed = rng.normal(size=(32, 100, 2))
+    assert np.all(nested_r_hat(mixed, ids) < 1.01)
+    stuck = mixed.copy()
+    stuck[ids == 3, :, 0] += 1.0  # one superchain elsewhere
+    values = nested_r_hat(stuck, ids)
+    assert values[0] > 1.05 and values[1] < 1.01
+    with pytest.raises(ValueError, match="same number of chains"):
+        nested_r_hat(mixed[:31], ids[:31])
+
+
+def test_nested_r_hat_is_arviz_stats_rhat_nested():
+    diagnostics = pytest.importorskip("arviz_stats.sampling_diagnostics")  # arviz 1.x only
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(16, 50, 3))
+    x[:4, :, 0] += 0.5
+    x[..., 2] = np.cumsum(x[..., 2], 1) * 0.1
+    ids = np.repeat(np.arange(4), 4)
+    theirs = [
+        float(diagnostics.rhat_nested(x[..., i], superchain_ids=ids, chain_axis=0, draw_axis=1))
+        for i in range(3)
+    ]
+    np.testing.assert_allclose(nested_r_hat(x, ids), theirs, rtol=1e-12)
+
+
+def test_pyro_kernels_run_their_chains_in_parallel_with_the_same_draws():
+    problem = from_target(correlated_gaussian(rho=0.5))
+    spec = KERNELS["NUTS"]
+    one_by_one, _ = run_chains(spec, problem, 30, 20, [0, 1], jobs=1)
+    parallel, note = run_chains(spec, problem, 30, 20, [0, 1], jobs=2)
+    assert note is None
+    for a, b in zip(one_by_one, parallel, strict=True):
+        np.testing.assert_array_equal(a.draws, b.draws)
+        assert a.gradients == b.gradients
