@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS
+from .execution import SUPERCHAIN_SIZE, chain_starts
 from .results import Comparison, finite
 
 #: (header, summary key, format) of the terminal table's columns; ``{ref}`` is the reference.
@@ -72,9 +73,16 @@ def format_table(comparison: Comparison) -> str:
     if c.batch_chains is None:
         chains = f"{c.num_chains} chains per kernel, one at a time"
     else:
+        starts = chain_starts(c.batch_chains)
+        nested = (
+            f" in {len(set(starts))} superchains of {SUPERCHAIN_SIZE} (one start each; nested "
+            "R-hat)"
+            if len(set(starts)) < len(starts)
+            else ""
+        )
         chains = (
-            f"{c.batch_chains} chains as one batch (pooled adaptation) for this package's "
-            f"kernels, {c.num_chains} one at a time for the others"
+            f"{c.batch_chains} chains as one batch{nested} (pooled adaptation) for this "
+            f"package's kernels, {c.num_chains} one at a time for the others"
         )
     if c.max_evals is None:
         length = f"{c.num_samples} draws per chain"
@@ -137,5 +145,3 @@ def write_json(comparison: Comparison, path: str | Path) -> Path:
     path = Path(path)
     path.write_text(json.dumps(finite(comparison.to_dict()), indent=1) + "\n")
     return path
-
-

@@ -49,6 +49,23 @@ from .summary import ChainRun, judge_against, summarise
 
 _as_problem = as_problem
 
+#: ``full_mass="auto"`` (the default on models and posteriors) adapts a dense mass matrix up to
+#: this dimension, for every kernel that takes one (the reference included, so the comparison
+#: stays fair): a batch's pooled warmup estimates it from thousands of draws, and a single
+#: chain of Pyro's NUTS, from about 200 draws in its last window at 500 warmup steps, still has
+#: several per entry. Above it, diagonal.
+DENSE_MAX_DIM = 30
+
+
+def resolve_full_mass(full_mass: bool | str | None, dim: int) -> bool | None:
+    """``full_mass`` for a problem of dimension ``dim``: ``"auto"`` is dense up to
+    :data:`DENSE_MAX_DIM`, diagonal above; ``True``/``False`` as given; ``None``: each kernel's
+    own setting."""
+    if isinstance(full_mass, str):
+        check.one_of("full_mass", full_mass, ("auto",))
+        return dim <= DENSE_MAX_DIM
+    return full_mass if full_mass is None else check.boolean("full_mass", full_mass)
+
 
 def as_reference_cache(value: ReferenceCache | str | Path | bool | None) -> ReferenceCache | None:
     """A :class:`ReferenceCache` from the ``reference_cache`` argument (see :func:`compare`)."""
@@ -220,9 +237,11 @@ def compare(
     check.string_or_none("reference", reference)
     problem = _as_problem(target)
     specs = resolve_kernels(kernels, full_mass=full_mass)
-    if reference is not None and reference not in KERNELS and reference not in {
-        s.name for s in specs
-    }:
+    if (
+        reference is not None
+        and reference not in KERNELS
+        and reference not in {s.name for s in specs}
+    ):
         raise ValueError(
             f"reference must be None or the name of a kernel of the comparison "
             f"({[s.name for s in specs]}) or of {sorted(KERNELS)}; got {reference!r}"
@@ -250,7 +269,7 @@ def compare_model(
     reference_num_samples: int | None = None,
     init_strategy: Callable = init_to_uniform,
     max_plate_nesting: int | None = None,
-    full_mass: bool | None = None,
+    full_mass: bool | str | None = "auto",
     keep_draws: bool = True,
     name: str | None = None,
     batch_chains: int | None = DEFAULT_BATCH_CHAINS,
@@ -289,7 +308,9 @@ def compare_model(
         ``4 * num_samples``).
     :param init_strategy: a Pyro init strategy for the chains' starting points.
     :param max_plate_nesting: Pyro's bound on nested plates (guessed if ``None``).
-    :param full_mass: if not ``None``, the ``full_mass`` of every kernel that takes one.
+    :param full_mass: the ``full_mass`` of every kernel that takes one: ``"auto"``, dense up to
+        :data:`DENSE_MAX_DIM` dimensions (:func:`resolve_full_mass`); ``True``, ``False``; or
+        ``None``, each kernel's own.
     :param keep_draws: keep the draws for the figures.
     :param name: the name in reports (default: the model's ``__name__``).
     :param batch_chains: as for :func:`compare`.
@@ -306,8 +327,6 @@ def compare_model(
     ref_spec = _resolve_reference(reference)
     if kernels is None:
         kernels = [k for k in ("RandomWalkMH", "MALA", "SimpleHMC") if k != ref_spec.name]
-    specs = [s for s in resolve_kernels(kernels, full_mass=full_mass) if s.name != ref_spec.name]
-    ref_spec = resolve_kernels([ref_spec], full_mass=full_mass)[0]
     problem = from_model(
         model,
         model_args,
@@ -316,6 +335,9 @@ def compare_model(
         max_plate_nesting=max_plate_nesting,
         name=name,
     )
+    full_mass = resolve_full_mass(full_mass, problem.dim)
+    specs = [s for s in resolve_kernels(kernels, full_mass=full_mass) if s.name != ref_spec.name]
+    ref_spec = resolve_kernels([ref_spec], full_mass=full_mass)[0]
     lengths = {s.name: num_samples for s in specs}
     lengths[ref_spec.name] = reference_num_samples
     return _run_all(
@@ -355,7 +377,7 @@ def compare_posterior(
     reference: str | None = "NUTS",
     progress: bool = True,
     keep_draws: bool = True,
-    full_mass: bool | None = None,
+    full_mass: bool | str | None = "auto",
     batch_chains: int | None = DEFAULT_BATCH_CHAINS,
     max_evals: int | None = DEFAULT_MAX_EVALS,
     reference_cache: ReferenceCache | str | Path | bool | None = None,
@@ -363,12 +385,15 @@ def compare_posterior(
     """:func:`compare` on a ported posteriordb posterior, its reference draws as the truth.
 
     :param name: a key of :data:`pyro_simplehmc.checks.posteriordb.POSTERIORS`.
+    :param full_mass: as for :func:`compare_model`: by default dense up to
+        :data:`DENSE_MAX_DIM` dimensions.
 
     The other parameters are those of :func:`compare`.
     """
     _check_run_settings(num_samples, warmup_steps, num_chains, seed, progress, keep_draws)
+    problem = from_posterior(name)
     return compare(
-        from_posterior(name),
+        problem,
         kernels=kernels,
         num_samples=num_samples,
         warmup_steps=warmup_steps,
@@ -377,7 +402,7 @@ def compare_posterior(
         reference=reference,
         progress=progress,
         keep_draws=keep_draws,
-        full_mass=full_mass,
+        full_mass=resolve_full_mass(full_mass, problem.dim),
         batch_chains=batch_chains,
         max_evals=max_evals,
         reference_cache=reference_cache,
@@ -404,12 +429,14 @@ def _progress_bar(total: int, description: str, enabled: bool):
 
 
 __all__ = [
+    "DENSE_MAX_DIM",
     "ChainRun",
     "CountingPotential",
     "compare",
     "compare_model",
     "compare_posterior",
     "judge_against",
+    "resolve_full_mass",
     "run_batch",
     "run_cell",
     "run_chain",

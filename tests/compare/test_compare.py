@@ -298,3 +298,13 @@ def test_chapter_settings_are_the_chapters_fixed_algorithms():
     assert (kernel.num_steps, kernel.num_steps_jitter, kernel.step_size) == (20, 0.0, 0.2)
     assert not kernel.adapt_step_size and not kernel.adapt_mass_matrix
     assert rw.build(None, lambda params: (params["x"] ** 2).sum()).step_size == 0.3
+
+
+def test_full_mass_auto_is_dense_where_the_dimension_allows():
+    from pyro_simplehmc.compare.runner import DENSE_MAX_DIM, resolve_full_mass
+
+    assert resolve_full_mass("auto", DENSE_MAX_DIM) is True
+    assert resolve_full_mass("auto", DENSE_MAX_DIM + 1) is False
+    assert resolve_full_mass(None, 2) is None and resolve_full_mass(False, 2) is False
+    with pytest.raises(ValueError, match="full_mass"):
+        resolve_full_mass("dense", 2)
