@@ -2,9 +2,11 @@
 
 ``simplehmc leaderboard --page docs/leaderboard.md`` runs :func:`leaderboard` and writes the
 table (:func:`write_leaderboard`) as CSV, JSON and the Markdown page of the documentation. Each
-cell is one :func:`~pyro_simplehmc.compare.compare_posterior` run: every kernel with its default
-settings (adapted step size, adapted diagonal mass matrix), the posteriordb reference draws as the
-truth.
+row is one :func:`~pyro_simplehmc.compare.compare_posterior` run: every kernel with its default
+settings (adapted step size; a dense mass matrix up to
+:data:`~pyro_simplehmc.compare.runner.DENSE_MAX_DIM` dimensions, diagonal above), the
+posteriordb reference draws as the truth. :func:`estimator_board` compares the mass-matrix
+estimators of one kernel (:mod:`pyro_simplehmc.core.mass_estimators`) on the same posteriors.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import math
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +26,15 @@ import torch
 from ..core import validation as check
 from .execution import DEFAULT_BATCH_CHAINS, DEFAULT_MAX_EVALS
 from .results import Comparison, finite
-from .runner import compare_posterior
+from .runner import DENSE_MAX_DIM, compare_posterior
+from .specs import kernel_spec
 
 #: The settings of the published leaderboard.
 LEADERBOARD = {"num_samples": 500, "warmup_steps": 300, "num_chains": 2}
 #: The kernels of the leaderboard; the last is the yardstick.
-LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS")
+LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "MAMS", "NUTS")
+#: The mass-matrix estimators compared by :func:`estimator_board`; the first is the yardstick.
+MASS_ESTIMATORS = ("stan", "fisher", "low_rank")
 COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --jobs 3 --no-progress"
 
 
@@ -44,15 +50,20 @@ def leaderboard(
     batch_chains: int | None = DEFAULT_BATCH_CHAINS,
     max_evals: int | None = DEFAULT_MAX_EVALS,
     reference_cache: Any = None,
+    reference: str | None = "NUTS",
+    full_mass: bool | str | None = "auto",
 ) -> list[Comparison]:
     """Run ``kernels`` on each of ``posteriors`` (default: all ported ones).
 
+    :param kernels: names or :class:`~pyro_simplehmc.compare.specs.KernelSpec` objects.
     :param jobs: posteriors run at once, each in its own process (one torch thread each).
     :param batch_chains: as for :func:`~pyro_simplehmc.compare.compare`: this package's kernels
         run as one batch, until their verdict is reliable or ``max_evals`` is spent.
     :param max_evals: the budget of every kernel.
     :param reference_cache: where NUTS's runs are kept and reused (see
         :func:`~pyro_simplehmc.compare.compare`).
+    :param reference: the kernel the others are compared with, or ``None``.
+    :param full_mass: as for :func:`~pyro_simplehmc.compare.compare_posterior`.
     :returns: one :class:`~pyro_simplehmc.compare.results.Comparison` per posterior.
     """
     from ..checks.posteriordb import POSTERIORS
@@ -70,6 +81,8 @@ def leaderboard(
         "batch_chains": batch_chains,
         "max_evals": max_evals,
         "reference_cache": reference_cache,
+        "reference": reference,
+        "full_mass": full_mass,
     }
     if jobs == 1:
         return [_one(name, settings, progress) for name in names]
@@ -85,6 +98,28 @@ def _one(name: str, settings: dict, progress: bool) -> Comparison:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the verdicts say it
         return compare_posterior(name, progress=progress, keep_draws=False, **settings)
+
+
+def estimator_board(
+    posteriors: Sequence[str] | None = None,
+    kernel: str = "SimpleHMC",
+    estimators: Sequence[str] = MASS_ESTIMATORS,
+    jobs: int = 1,
+    progress: bool = True,
+    **run: Any,
+) -> list[Comparison]:
+    """``kernel`` with each of ``estimators`` on each posterior: the same runs as
+    :func:`leaderboard` (``run``: its other arguments), with a diagonal mass matrix (the
+    estimators' common ground: ``"fisher"`` is diagonal only) and no reference kernel; the
+    kernels are named ``"SimpleHMC (fisher)"`` and so on.
+    """
+    specs = [
+        replace(kernel_spec(kernel, {"mass_estimator": e}), name=f"{kernel} ({e})")
+        for e in estimators
+    ]
+    return leaderboard(
+        posteriors, specs, jobs=jobs, progress=progress, reference=None, full_mass=False, **run
+    )
 
 
 def rows(board: Sequence[Comparison], yardstick: str = "NUTS") -> list[dict]:
@@ -145,12 +180,52 @@ def format_markdown(board: Sequence[Comparison], yardstick: str = "NUTS") -> str
     return "\n".join(lines)
 
 
+def estimator_summary(board: Sequence[Comparison]) -> list[str]:
+    """For each estimator after the first: the median, smallest and largest ratio of its ESS
+    per gradient to the first's over the posteriors where both got a reliable verdict."""
+    table = rows(board, yardstick=board[0].results[0].name)
+    first = board[0].results[0].name
+    by_key = {(r["posterior"], r["kernel"]): r for r in table}
+    lines = []
+    for kernel in dict.fromkeys(r["kernel"] for r in table):
+        if kernel == first:
+            continue
+        ratios = [
+            r[f"relative_to_{first}"]
+            for r in table
+            if r["kernel"] == kernel
+            and r["verdict"] in ("PASS", "FAIL")
+            and by_key[r["posterior"], first]["verdict"] in ("PASS", "FAIL")
+            and math.isfinite(r[f"relative_to_{first}"])
+        ]
+        if ratios:
+            ratios.sort()
+            median = (
+                ratios[len(ratios) // 2]
+                if len(ratios) % 2
+                else 0.5 * (ratios[len(ratios) // 2 - 1] + ratios[len(ratios) // 2])
+            )
+            lines.append(
+                f"- `{kernel}` / `{first}`: median {median:.2f}, from {ratios[0]:.2f} to "
+                f"{ratios[-1]:.2f}, over the {len(ratios)} posteriors where both have a verdict"
+            )
+        else:
+            lines.append(f"- `{kernel}`: no posterior where both have a verdict")
+    return lines
+
+
 def write_leaderboard(
-    board: Sequence[Comparison], out: str | Path, page: str | Path | None = None
+    board: Sequence[Comparison],
+    out: str | Path,
+    page: str | Path | None = None,
+    estimators: Sequence[Comparison] | None = None,
+    wall_seconds: float | None = None,
 ) -> str:
     """Write ``leaderboard.csv``, ``leaderboard.json`` and ``leaderboard.md`` into ``out``, and
     the documentation page to ``page`` if given.
 
+    :param estimators: an :func:`estimator_board` for the page (and ``estimators.json``).
+    :param wall_seconds: the command's wall time, stated on the page.
     :returns: the Markdown table.
     """
     out = Path(out)
@@ -164,14 +239,58 @@ def write_leaderboard(
     )
     markdown = format_markdown(board)
     (out / "leaderboard.md").write_text(markdown + "\n")
+    if estimators:
+        (out / "estimators.json").write_text(
+            json.dumps(finite([c.to_dict() for c in estimators]), indent=1) + "\n"
+        )
     if page is not None:
-        Path(page).write_text(_page(board, markdown))
+        Path(page).write_text(_page(board, markdown, estimators, wall_seconds))
     return markdown
 
 
-def _page(board: Sequence[Comparison], markdown: str) -> str:
+def _page(
+    board: Sequence[Comparison],
+    markdown: str,
+    estimators: Sequence[Comparison] | None = None,
+    wall_seconds: float | None = None,
+) -> str:
     c = board[0]
-    total = sum(r["seconds"] for r in rows(board))
+    cpu = sum(r["seconds"] for r in rows(board)) + sum(
+        r["seconds"] for r in rows(estimators or [], yardstick="")
+    )
+    wall = "" if wall_seconds is None else f"{wall_seconds / 60:.0f} minutes of wall time, "
+    verdicts = [r["verdict"] for r in rows(board)]
+    reliable = sum(v in ("PASS", "FAIL") for v in verdicts)
+    if c.batch_chains is None:
+        chains = f"{c.num_chains} chains per kernel, one at a time"
+    else:
+        chains = (
+            f"{c.batch_chains} chains as one batch for this package's kernels (superchains of "
+            f"four chains with one dispersed start each, pooled adaptation), {c.num_chains} "
+            "chains of NUTS in parallel processes"
+        )
+    length = (
+        f"{c.num_samples} draws per chain after {c.warmup_steps} warmup iterations"
+        if c.max_evals is None
+        else f"{c.num_samples} draws per chain after {c.warmup_steps} warmup iterations, and "
+        "more (this package's kernels continue their chains, NUTS runs again, longer) until "
+        f"the verdict is reliable or {c.max_evals:,} evaluations per kernel are spent"
+    )
+    section = ""
+    if estimators:
+        section = f"""
+## Mass-matrix estimators
+
+`SimpleHMC` with each `mass_estimator` (`"stan"`: Stan's windowed variance of the draws;
+`"fisher"`: the diagonal $\\sqrt{{\\mathrm{{var}}(x) / \\mathrm{{var}}(\\nabla U)}}$ from draws and
+gradients, as nutpie; `"low_rank"`: that diagonal with a low-rank correction), all with a
+diagonal base (`full_mass=False`) and otherwise the settings above; each cell is the ESS per
+gradient relative to `"stan"`'s, with the verdict against the reference draws.
+
+{format_markdown(estimators, yardstick=estimators[0].results[0].name)}
+
+{chr(10).join(estimator_summary(estimators))}
+"""
     return f"""# Leaderboard: real posteriors
 
 Every kernel on every posterior ported from
@@ -184,37 +303,34 @@ draw for fewer gradients than NUTS.
 
 <!-- Generated by `{COMMAND}`; do not edit by hand. -->
 
-Regenerate this page with one command (its runs took {total / 60:.0f} minutes of sampling in all
-on the machine that wrote it; `--jobs` runs that many posteriors side by side):
+Regenerate this page with one command (this run took {wall}{cpu / 60:.0f} CPU-minutes of
+sampling; NUTS's runs are kept in the reference cache, so a second run reuses them;
+`--jobs` runs that many posteriors side by side):
 
 ```bash
 {COMMAND}
 ```
 
-Settings: {c.num_chains} chains x {c.num_samples} draws after {c.warmup_steps} warmup iterations
-per kernel, seed {c.seed}; every kernel with its defaults (adapted step size and diagonal mass
-matrix); the validated numbers are each posterior's reference quantities (means and variances,
-in the constrained space), Bonferroni over all of them.
+Settings: {chains}; {length}; seed {c.seed}; every kernel with its defaults (adapted step
+size; a dense mass matrix up to {DENSE_MAX_DIM} dimensions, NUTS's included, diagonal above);
+the validated numbers are each posterior's reference quantities (means and variances, in the
+constrained space), Bonferroni over all of them. {reliable} of the {len(verdicts)} cells have a
+reliable verdict.
 
 {markdown}
 
 How to read it:
 
 - **PASS / FAIL** only where the run's Monte-Carlo standard errors can be trusted: smallest bulk
-  ESS at least 100 and R-hat below 1.01. A `FAIL` there is a real disagreement with the
-  reference.
-- **TOO FEW DRAWS / NOT MIXED**: no verdict; the CSV and JSON files hold the number of draws per
-  chain that would likely give one (`draws_needed`). The ESS per gradient of such a run is itself
-  rough.
+  and tail ESS at least 100 and R-hat below 1.01 (nested R-hat for a batch's superchains). A
+  `FAIL` there is a real disagreement with the reference.
+- **TOO FEW DRAWS / NOT MIXED**: no verdict within the budget; the CSV and JSON files hold the
+  number of draws per chain that would likely give one (`draws_needed`) and the runs' notes.
 - The random walk is counted per potential evaluation, the others per gradient: a gradient costs
   about as much as one to a few potential evaluations, so compare the random walk's numbers with
   that in mind.
-- Longer runs, dense mass matrices and per-kernel lengths (the statistical tests in
-  `tests/test_posteriordb.py`) give every kernel a verdict; this table is about cost at equal
-  settings.
+- `MAMS` is Metropolis-adjusted microcanonical HMC ([Beyond NUTS](beyond-nuts.md)).
 - Pyro's `HMC` with a fixed trajectory length is left out: where a posterior's scales are small
-  its adapted step size is too, and its number of steps per iteration explodes (on `arK-arK` a
-  200-draw run did not finish in five minutes).
-- One posterior from the command line: `simplehmc compare --posterior NAME` (add
-  `--full-mass dense` for the strongly correlated ones).
-"""
+  its adapted step size is too, and its number of steps per iteration explodes.
+- One posterior from the command line: `simplehmc compare --posterior NAME`.
+{section}"""

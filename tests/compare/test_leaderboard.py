@@ -7,7 +7,14 @@ import json
 import pytest
 
 from pyro_simplehmc.checks.posteriordb import POSTERIORS, load_posterior
-from pyro_simplehmc.compare.leaderboard import format_markdown, leaderboard, rows
+from pyro_simplehmc.compare.leaderboard import (
+    estimator_board,
+    estimator_summary,
+    format_markdown,
+    leaderboard,
+    rows,
+    write_leaderboard,
+)
 from pyro_simplehmc.compare.problems import from_posterior
 
 
@@ -57,3 +64,23 @@ def test_leaderboard_table_relative_to_nuts():
     markdown = format_markdown(board)
     assert "| `gp_pois_regr-gp_regr` | 3 |" in markdown
     assert f"{mala['relative_to_NUTS']:.2f} ({mala['verdict']})" in markdown
+
+
+def test_the_estimator_board_compares_estimators_with_stans_on_a_diagonal(tmp_path):
+    board = estimator_board(
+        ["gp_pois_regr-gp_regr"],
+        num_samples=40,
+        warmup_steps=30,
+        progress=False,
+        batch_chains=8,
+        max_evals=None,
+    )
+    names = [r.name for r in board[0].results]
+    assert names == ["SimpleHMC (stan)", "SimpleHMC (fisher)", "SimpleHMC (low_rank)"]
+    table = rows(board, yardstick="SimpleHMC (stan)")
+    assert table[0]["relative_to_SimpleHMC (stan)"] == pytest.approx(1.0)
+    summary = estimator_summary(board)
+    assert len(summary) == 2 and "SimpleHMC (fisher)" in summary[0]
+    write_leaderboard(board, tmp_path, tmp_path / "page.md", estimators=board, wall_seconds=60)
+    page = (tmp_path / "page.md").read_text()
+    assert "## Mass-matrix estimators" in page and "1 minutes of wall time" in page
