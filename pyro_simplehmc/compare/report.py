@@ -31,6 +31,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("ESS/eval", "ess_per_eval", "{:.4f}"),
     ("95% interval", "_interval", "{}"),
     ("evals to b2<0.01", "evals_to_low_bias", "{:.0f}"),
+    ("b2 95% interval", "_b2_interval", "{}"),
     ("ESS/s", "ess_per_second", "{:.0f}"),
     ("R-hat", "r_hat", "{:.3f}"),
     ("accept", "acceptance_rate", "{:.2f}"),
@@ -46,6 +47,10 @@ def _row(summary: dict[str, Any]) -> list[str]:
     summary["_seconds"] = summary["warmup_seconds"] + summary["sampling_seconds"]
     low, high = summary["ess_per_eval_low"], summary["ess_per_eval_high"]
     summary["_interval"] = None if not (low == low and high == high) else f"{low:.3g}-{high:.3g}"
+    low, high = (float(summary.get(f"evals_to_low_bias_{end}") or "nan") for end in ("low", "high"))
+    summary["_b2_interval"] = (
+        None if math.isnan(low) or math.isnan(high) else f"{low:.0f}-{high:.0f}".replace("inf", "∞")
+    )
     cells = []
     for _, key, fmt in COLUMNS:
         value = summary[key]
@@ -109,7 +114,8 @@ def format_table(comparison: Comparison) -> str:
         "ESS/eval: smallest bulk ESS per sampling-phase gradient (per potential evaluation for "
         "gradient-free kernels); evals: that cost, all chains; 95% interval: over groups of "
         "chains; evals to b2<0.01: per chain, until the squared bias of every second moment "
-        "stays below 0.01 of its variance (known truth only).",
+        "stays below 0.01 of its variance (known truth only), with a bootstrap interval over "
+        "chains.",
         f"z: (estimate - truth) / MCSE for each mean and variance; vs {ref}: the same against "
         f"{ref} with both MCSEs combined.",
     ]

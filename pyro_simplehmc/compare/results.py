@@ -58,6 +58,8 @@ class KernelResult:
     ess_per_eval_low: float = float("nan")
     ess_per_eval_high: float = float("nan")
     evals_to_low_bias: float = float("nan")
+    evals_to_low_bias_low: float = float("nan")
+    evals_to_low_bias_high: float = float("nan")
     error: str | None = None
     deterministic: dict[str, dict[str, list[float]]] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -159,6 +161,8 @@ class KernelResult:
             "ess_per_eval_low": self.ess_per_eval_low,
             "ess_per_eval_high": self.ess_per_eval_high,
             "evals_to_low_bias": self.evals_to_low_bias,
+            "evals_to_low_bias_low": self.evals_to_low_bias_low,
+            "evals_to_low_bias_high": self.evals_to_low_bias_high,
             "ess_per_second": self.ess_per_second,
             "r_hat": self.r_hat,
             "acceptance_rate": self.acceptance_rate,

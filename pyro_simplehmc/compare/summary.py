@@ -135,6 +135,9 @@ def summarise(
         result.evals_to_low_bias = evals_to_low_bias(
             draws, problem.truth_mean, problem.truth_var, per_draw
         )
+        result.evals_to_low_bias_low, result.evals_to_low_bias_high = evals_to_low_bias_interval(
+            draws, problem.truth_mean, problem.truth_var, per_draw
+        )
     if not stuck:
         result.ess_per_eval_low, result.ess_per_eval_high = ess_per_eval_interval(
             draws, result.cost
@@ -231,6 +234,54 @@ def evals_to_low_bias(
     return float(n * evals_per_draw)
 
 
+#: Resamples of the chains behind the interval of :func:`evals_to_low_bias`.
+BOOTSTRAP_RESAMPLES = 200
+
+
+def evals_to_low_bias_interval(
+    draws: np.ndarray,
+    truth_mean: np.ndarray,
+    truth_var: np.ndarray,
+    evals_per_draw: float,
+    resamples: int = BOOTSTRAP_RESAMPLES,
+    seed: int = 0,
+) -> tuple[float, float]:
+    r"""A 95% bootstrap interval of :func:`evals_to_low_bias`, resampling the chains.
+
+    Each resample draws as many chains as there are, with replacement, and finds the last
+    crossing of :math:`b^2(n)` below :data:`LOW_BIAS` on a grid of 256 geometrically spaced
+    :math:`n` (so a resample's answer is at most one grid step later than the exact one); the
+    interval is the 2.5% and 97.5% percentiles. A resample that never gets below counts as
+    infinitely many evaluations, so an upper bound of ``inf`` says that more than 2.5% of the
+    resamples did not get there within the run. With fewer than two chains: NaN.
+
+    :param draws: ``(chains, draws, D)``.
+    """
+    num_chains, n = draws.shape[:2]
+    if num_chains < 2 or n < 2:
+        return float("nan"), float("nan")
+    x2 = draws**2
+    grid = np.unique(np.geomspace(1, n, 256).astype(int))
+    running = np.cumsum(x2, axis=1)[:, grid - 1] / grid[None, :, None]  # (chains, grid, D)
+    target = np.asarray(truth_var) + np.asarray(truth_mean) ** 2
+    spread = x2.reshape(-1, x2.shape[-1]).var(0)
+    rng = np.random.default_rng(seed)
+    values = np.empty(resamples)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for r in range(resamples):
+            mean = running[rng.integers(0, num_chains, num_chains)].mean(0)
+            b2 = np.max((mean - target) ** 2 / spread, axis=-1)
+            above = np.flatnonzero(~(b2 < LOW_BIAS))
+            if len(above) == len(b2) or (len(above) and above[-1] == len(grid) - 1):
+                values[r] = np.inf
+            else:
+                values[r] = grid[0 if len(above) == 0 else above[-1] + 1] * evals_per_draw
+    # Order statistics, not interpolation, which would turn two infinities into NaN.
+    low = np.percentile(values, 2.5, method="lower")
+    high = np.percentile(values, 97.5, method="higher")
+    return float(low), float(high)
+
+
 def ess_per_eval_interval(
     draws: np.ndarray, cost: float, groups: int = INTERVAL_GROUPS
 ) -> tuple[float, float]:
@@ -265,11 +316,13 @@ def ess_per_eval_interval(
 
 
 __all__ = [
+    "BOOTSTRAP_RESAMPLES",
     "INTERVAL_GROUPS",
     "LOW_BIAS",
     "ChainRun",
     "ess_per_eval_interval",
     "evals_to_low_bias",
+    "evals_to_low_bias_interval",
     "judge_against",
     "summarise",
 ]

@@ -180,6 +180,20 @@ def test_evals_to_low_bias_finds_when_the_second_moments_settle():
     assert math.isnan(evals_to_low_bias(wide, np.zeros(3), np.ones(3), evals_per_draw=5.0))
 
 
+def test_the_bootstrap_interval_of_evals_to_low_bias():
+    from pyro_simplehmc.compare.summary import evals_to_low_bias, evals_to_low_bias_interval
+
+    rng = np.random.default_rng(1)
+    exact = rng.standard_normal((8, 2000, 3))
+    n = evals_to_low_bias(exact, np.zeros(3), np.ones(3), evals_per_draw=5.0)
+    low, high = evals_to_low_bias_interval(exact, np.zeros(3), np.ones(3), evals_per_draw=5.0)
+    assert 0 < low <= high < math.inf and low <= 2 * n
+    # Never below 0.01 (no Metropolis correction): the whole interval is "not within the run".
+    wide = evals_to_low_bias_interval(1.4 * exact, np.zeros(3), np.ones(3), evals_per_draw=5.0)
+    assert wide == (math.inf, math.inf)
+    assert all(map(math.isnan, evals_to_low_bias_interval(exact[:1], 0, 1, 5.0)))
+
+
 def test_a_large_batch_starts_in_superchains_and_its_r_hat_is_nested():
     """Chains of one superchain share a dispersed start (Margossian et al. 2024); small batches
     keep a start per chain."""
