@@ -12,6 +12,16 @@ from an empty folder in this process (so the serial run pays no import either); 
 time includes starting the cluster, importing the package in each worker, and closing it. The
 wall-clock ratio is the number to read; the script also checks that both runs give the same
 records. It prints one Markdown line for ``docs/performance.md``.
+
+``--runners`` measures instead what the batched runner (issue 20) buys a grid: the same 24 cells
+run serially in this process, first with the per-chain runner (every kernel's 2 chains one after
+the other, exactly the cell's draws: the grid as it ran before), then with this package's kernels
+as one batch of ``--batch-chains`` chains continued until their verdict is reliable within the
+comparison's budget (Pyro's NUTS as before, with a rerun when unreliable). It prints, per runner,
+the wall seconds, the cells per hour and the reliable verdicts (PASS or FAIL) per hour, and with
+``--workers`` above 0 the batched grid on Dask too.
+
+    python benchmarks/grid_speedup.py --runners --scale 0.5 --workers 0
 """
 
 from __future__ import annotations
@@ -26,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from pyro_simplehmc.compare.execution import DEFAULT_BATCH_CHAINS, DEFAULT_MAX_EVALS
 from pyro_simplehmc.compare.grid import (
     product_cells,
     run_grid,
@@ -39,18 +50,70 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="multiplies the chain lengths")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=1, help="serial/Dask pairs, alternating")
+    parser.add_argument(
+        "--runners",
+        action="store_true",
+        help="per-chain against batched runner, serially (and on Dask)",
+    )
+    parser.add_argument("--batch-chains", type=int, default=DEFAULT_BATCH_CHAINS)
     args = parser.parse_args(argv)
+    if args.runners:
+        return compare_runners(args)
+    cells = grid_cells(args.scale)
+    assert len(cells) == 24
+    return serial_against_dask(cells, args)
+
+
+def grid_cells(scale: float, **runner) -> list:
+    """The 24 cells of the benchmark's grid (``runner``: ``batch_chains`` and ``max_evals``)."""
     settings = scaling_settings()
-    cells = product_cells(
+    return product_cells(
         targets=["diagonal_gaussian"],
         dims=[10, 50, 100],
         kernels=[(k, settings.get(k, {})) for k in ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS")],
         seeds=2,
-        num_samples=max(10, int(1000 * args.scale)),
-        warmup_steps=max(10, int(500 * args.scale)),
+        num_samples=max(10, int(1000 * scale)),
+        warmup_steps=max(10, int(500 * scale)),
         num_chains=2,
+        **runner,
     )
-    assert len(cells) == 24
+
+
+def _reliable(records) -> int:
+    return sum(r["status"] == "ok" and r["result"]["status"] in ("PASS", "FAIL") for r in records)
+
+
+def compare_runners(args) -> int:
+    """Per-chain and batched runner on the same cells, serially; then the batched on Dask."""
+    runners = {
+        "per chain, fixed draws": {},
+        f"batched ({args.batch_chains} chains), until reliable": {
+            "batch_chains": args.batch_chains, "max_evals": DEFAULT_MAX_EVALS,
+        },
+    }  # fmt: skip
+    print("| runner | where | cells | wall s | cells / hour | reliable verdicts | "
+          "reliable verdicts / hour |")  # fmt: skip
+    print("|---|---|---:|---:|---:|---:|---:|")
+    for name, runner in runners.items():
+        cells = grid_cells(args.scale, **runner)
+        modes = [("serial", {"serial": True})]
+        if runner and args.workers > 0:
+            modes.append((f"Dask, {args.workers} workers", {"workers": args.workers, "echo": None}))
+        for where, how in modes:
+            with tempfile.TemporaryDirectory() as tmp:
+                start = time.perf_counter()
+                run = run_grid(cells, Path(tmp) / "grid", progress=False, **how)
+                wall = time.perf_counter() - start
+            reliable = _reliable(run.records)
+            print(f"| {name} | {where} | {len(cells)} | {wall:.0f} | "
+                  f"{3600 * len(cells) / wall:.0f} | {reliable} | {3600 * reliable / wall:.0f} |",
+                  flush=True)  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    print(f"\n{platform.node()}: {cores} cores usable, load average {os.getloadavg()[0]:.1f}")
+    return 0
+
+
+def serial_against_dask(cells, args) -> int:
     # Serial and Dask runs alternate, so that a drift in the machine's load hits both alike.
     ratios, same = [], True
     for repeat in range(args.repeats):
