@@ -216,7 +216,7 @@ def test_compare_model_bad_input(model_file, tmp_path, capsys, model, args, mess
 
 
 def test_args_may_be_the_argument_tuple_alone(model_file):
-    from pyro_simplehmc.cli.main import load_model_args
+    from pyro_simplehmc.cli.compare import load_model_args
 
     args, kwargs = load_model_args(f"{model_file}:tuple_args")
     assert len(args) == 1 and args[0].shape == (4,) and kwargs == {}
