@@ -13,10 +13,10 @@ from torch import Tensor
 from ..core.mh import ChainState
 from .state import KernelState, check_compatible
 
-__all__ = ["ResumeMixin"]
+__all__ = ["ResumeMixin", "sites_of"]
 
 
-def _sites(state: KernelState, vectorized: bool) -> dict[str, Tensor]:
+def sites_of(state: KernelState, vectorized: bool) -> dict[str, Tensor]:
     """A state's positions by site: with the chain dimension for a batch, without for one chain
     run alone."""
     return {name: v.clone() if vectorized else v[0].clone() for name, v in state.params.items()}
@@ -55,7 +55,7 @@ class ResumeMixin:
         if self._adapter.adapt_step_size:
             self._adapter.start_step_size_adaptation(None)  # from the adapted step size
         run.offset = resume.iteration
-        params = _sites(resume, run.vectorized)
+        params = sites_of(resume, run.vectorized)
         batch_shape = (run.num_chains,) if run.vectorized else ()
         position = run.layout.flatten(params, batch_shape).reshape(run.num_chains, -1)
         grad = None if resume.grad is None else resume.grad.clone()

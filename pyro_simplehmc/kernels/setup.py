@@ -25,7 +25,7 @@ from .adaptation import BatchWarmupAdapter
 from .evaluation import BatchEvaluator
 from .initialization import check_initial_state, initialize_chains
 from .mass_matrix import as_block_dict
-from .resume import _sites
+from .resume import sites_of
 
 __all__ = ["SetupMixin"]
 
@@ -76,7 +76,7 @@ class SetupMixin:
         if resume is not None:
             # A model finds its own sites (the state is checked against them after); a
             # potential_fn starts from the state's.
-            initial_params = None if self.model is not None else _sites(resume, vectorized)
+            initial_params = None if self.model is not None else sites_of(resume, vectorized)
         chains = initialize_chains(
             model=self.model,
             potential_fn=self.potential_fn,
