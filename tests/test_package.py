@@ -2,9 +2,9 @@
 
 The layers, low to high: ``core`` (pure maths) < ``kernels`` (Pyro glue) < ``mcmc`` < ``checks``
 < ``compare`` < ``cli``. A module may import from its own layer and the ones below; the
-top-level modules (the package's ``__init__``, ``__main__``, ``teaching``, ``_deprecated``)
-sit above them all and no layer imports them. The import graph is read from every import
-statement, those inside functions included, so a lazy import cannot hide a cycle.
+top-level modules (the package's ``__init__``, ``__main__``, ``teaching`` and its submodules,
+``_deprecated``) sit above them all and no layer imports them. The import graph is read from
+every import statement, those inside functions included, so a lazy import cannot hide a cycle.
 """
 
 from __future__ import annotations
@@ -58,8 +58,7 @@ def import_graph(root: Path) -> dict[str, set[str]]:
 def layer(module: str) -> int | None:
     """The layer's rank, or ``None`` for a top-level module."""
     parts = module.split(".")
-    return LAYERS.index(parts[1]) if len(parts) > 2 or (
-        len(parts) == 2 and parts[1] in LAYERS) else None  # fmt: skip
+    return LAYERS.index(parts[1]) if len(parts) > 1 and parts[1] in LAYERS else None
 
 
 def problems(graph: dict[str, set[str]], root: Path = PACKAGE) -> list[str]:

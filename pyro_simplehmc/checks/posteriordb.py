@@ -37,7 +37,7 @@ import torch
 from pyro.distributions import constraints
 from torch import Tensor
 
-from .testing import ZTestResult, two_sided_z_threshold
+from .ztest import ZTestResult, two_sided_z_threshold
 
 __all__ = [
     "POSTERIORS",

@@ -42,6 +42,13 @@ GRID_DEFAULT = {
 }
 
 
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``grid`` on the subparsers of ``simplehmc``, its handler :func:`run`."""
+    parser = add_grid_parser(subparsers)
+    parser.set_defaults(handler=run)
+    return parser
+
+
 def add_grid_parser(sub) -> argparse.ArgumentParser:
     """Register ``grid`` on the subparsers ``sub`` of ``simplehmc``."""
     grid = sub.add_parser(
@@ -202,3 +209,7 @@ def run_grid_command(args) -> int:
     )
     print(f"records in {out}/cells/, report and figures in {out}/")
     return 1 if run.failed else 0
+
+
+#: The handler of ``simplehmc grid`` (``run(args) -> int``, as every command module has it).
+run = run_grid_command

@@ -9,13 +9,19 @@ The rest lives once, here and in the modules beside it:
   :meth:`MHKernel.setup_chains` (a batch, as :class:`pyro_simplehmc.MCMC` calls it with
   ``chain_method="vectorized"``) initialise the model and the batched potential
   (:mod:`.initialization`), the counted evaluation (:class:`~.evaluation.BatchEvaluator`) and the
-  warmup adaptation (:class:`~.adaptation.BatchWarmupAdapter`);
+  warmup adaptation (:class:`~.adaptation.BatchWarmupAdapter`), in :mod:`.setup`;
 - :meth:`MHKernel.sample` flattens the parameters once, asks for a proposal, applies the
   Metropolis-Hastings step, feeds the adapter and :meth:`MHKernel.learn` during warmup, and
   unflattens once;
-- :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`;
+- :meth:`MHKernel.logging` and :meth:`MHKernel.diagnostics` follow :class:`pyro.infer.HMC`
+  (:mod:`.reports`);
 - :meth:`MHKernel.resume_state` and :attr:`MHKernel.initial_state` stop and continue a run
-  (:class:`~.state.KernelState`).
+  (:class:`~.state.KernelState`, :mod:`.resume`).
+
+This module holds the class, its arguments, the hooks a subclass implements, the evaluation of
+the target, the properties and :meth:`MHKernel.sample`; the setup, resume and report parts are
+mixins (:class:`~.setup.SetupMixin`, :class:`~.resume.ResumeMixin`,
+:class:`~.reports.ReportsMixin`) that :class:`MHKernel` inherits.
 
 Positions are always ``(C, D)``: one chain is a batch of one, and runs the same code.
 """
@@ -23,9 +29,7 @@ Positions are always ``(C, D)``: one chain is a batch of one, and runs the same 
 from __future__ import annotations
 
 import warnings
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,12 +41,11 @@ from ..core import validation as check
 from ..core.metrics import Metric
 from ..core.mh import ChainState, StepInfo, metropolis_hastings
 from ..core.ravel import DictRavel
-from ..core.step_size import accept_prob, find_reasonable_step_size
 from .adaptation import DUAL_AVERAGING_GAMMA, AdaptationEvent, BatchWarmupAdapter
-from .evaluation import BatchEvaluator
-from .initialization import check_initial_state, initialize_chains
-from .mass_matrix import as_block_dict
-from .state import KernelState, check_compatible
+from .reports import ReportsMixin
+from .resume import ResumeMixin
+from .setup import SetupMixin, _Run
+from .state import KernelState
 
 __all__ = ["MHKernel"]
 
@@ -50,33 +53,7 @@ __all__ = ["MHKernel"]
 CHAIN_ADAPTATION = ("per_chain", "pooled")
 
 
-@dataclass
-class _Run:
-    """What one run of a batch of chains accumulates; a new one per setup."""
-
-    warmup_steps: int
-    num_chains: int
-    vectorized: bool
-    layout: DictRavel
-    evaluator: BatchEvaluator
-    potential_path: str
-    #: Iterations run before this run began (a continued run's), for iteration-indexed rules.
-    offset: int = 0
-    t: int = 0
-    accepted: Tensor | int = 0
-    mean_accept_prob: Tensor | float = 0.0
-    diverging: list[Tensor] = field(default_factory=list)
-    last: ChainState | None = None
-    last_params: dict[str, Tensor] | None = None
-
-
-def _sites(state: KernelState, vectorized: bool) -> dict[str, Tensor]:
-    """A state's positions by site: with the chain dimension for a batch, without for one chain
-    run alone."""
-    return {name: v.clone() if vectorized else v[0].clone() for name, v in state.params.items()}
-
-
-class MHKernel(MCMCKernel):
+class MHKernel(SetupMixin, ResumeMixin, ReportsMixin, MCMCKernel):
     r"""Base class: a Metropolis-Hastings kernel for :class:`pyro.infer.MCMC`.
 
     Subclasses implement :meth:`propose` and set :attr:`uses_gradient`; the arguments below are
@@ -338,24 +315,6 @@ class MHKernel(MCMCKernel):
         self._initial_params = None
 
     @property
-    def initial_state(self) -> list[KernelState]:
-        """States to continue from (:meth:`resume_state` of an earlier run), consumed one per
-        setup, in order; empty for a fresh start. Set a :class:`~.state.KernelState` (or a list
-        of them, one per chain, for chains run one after the other)."""
-        return list(self._resume)
-
-    @initial_state.setter
-    def initial_state(self, state: KernelState | list[KernelState] | None) -> None:
-        states = [] if state is None else list(state) if isinstance(state, list) else [state]
-        for item in states:
-            if not isinstance(item, KernelState):
-                raise ValueError(
-                    "initial_state must be a KernelState (from mcmc.last_state), a list of them, "
-                    f"or None; got {type(item).__name__}"
-                )
-        self._resume = states
-
-    @property
     def inverse_mass_matrix(self) -> dict[tuple[str, ...], Tensor] | None:
         """The current inverse mass matrix, a dict keyed by tuples of site names (as Pyro's).
 
@@ -393,158 +352,6 @@ class MHKernel(MCMCKernel):
 
     # ------------------------------------------------------------------ Pyro's MCMCKernel API
 
-    def setup(self, warmup_steps: int, *args: Any, **kwargs: Any) -> None:
-        """Prepare one chain (Pyro's API): the model, the flat layout, counters and adaptation."""
-        self._setup(warmup_steps, None, args, kwargs)
-
-    def setup_chains(self, warmup_steps: int, num_chains: int, *args: Any, **kwargs: Any) -> None:
-        """Prepare ``num_chains`` chains that advance together as one batch.
-
-        :attr:`initial_params` (if set) and every ``params`` dict that :meth:`sample` takes and
-        returns then have a leading chain dimension. Without initial parameters each chain draws
-        its own starting point with the kernel's ``init_strategy``.
-        """
-        self._setup(warmup_steps, check.positive_int("num_chains", num_chains), args, kwargs)
-
-    def _setup(self, warmup_steps, num_chains, args, kwargs) -> None:
-        warmup_steps = check.nonnegative_int("warmup_steps", warmup_steps)
-        vectorized = num_chains is not None
-        num_chains = num_chains or 1
-        resume = self._resume.pop(0) if self._resume else None
-        initial_params = self._user_initial_params
-        if resume is not None:
-            # A model finds its own sites (the state is checked against them after); a
-            # potential_fn starts from the state's.
-            initial_params = None if self.model is not None else _sites(resume, vectorized)
-        chains = initialize_chains(
-            model=self.model,
-            potential_fn=self.potential_fn,
-            initial_params=initial_params,
-            num_chains=num_chains,
-            vectorized=vectorized,
-            args=args,
-            kwargs=kwargs,
-            full_mass=self.full_mass,
-            transforms=self.transforms,
-            max_plate_nesting=self._max_plate_nesting,
-            jit_compile=self._jit_compile,
-            jit_options=self._jit_options,
-            ignore_jit_warnings=self._ignore_jit_warnings,
-            init_strategy=self._init_strategy,
-            batched_potential=self.batched_potential,
-        )
-        if self.model is not None:
-            self.potential_fn, self.transforms = chains.potential_fn, chains.transforms
-        self._initial_params = chains.initial_params
-        layout = chains.layout
-        if self.low_rank_size is not None and self.low_rank_size > layout.size:
-            raise ValueError(
-                f"low_rank_size must be at most the number of unconstrained dimensions, "
-                f"{layout.size}; got {self.low_rank_size}"
-            )
-        evaluator = BatchEvaluator(
-            chains.batch_potential, chains.loop_potential, one_chain=num_chains == 1
-        )
-        run = self._run = _Run(
-            warmup_steps, num_chains, vectorized, layout, evaluator, chains.potential_path
-        )
-        like = chains.position
-        self._adapter = BatchWarmupAdapter(
-            self._step_size,
-            warmup_steps,
-            chains.blocks,
-            num_chains=num_chains,
-            chain_adaptation=self.chain_adaptation,
-            adapt_step_size=self.adapt_step_size,
-            adapt_mass_matrix=self.adapt_mass_matrix,
-            target_accept_prob=self.target_accept_prob,
-            dual_averaging_gamma=self.dual_averaging_gamma,
-            pooled_statistic=self.pooled_statistic,
-            find_step_size=self._find_reasonable_step_size,
-            dtype=like.dtype,
-            device=like.device,
-            mass_estimator=self.mass_estimator,
-            low_rank_size=self.low_rank_size,
-        )
-        if self._init_inverse_mass_matrix is not None:
-            self._adapter.mass_matrix.inverse_mass_matrix = as_block_dict(
-                self._init_inverse_mass_matrix, chains.blocks, like
-            )
-        if resume is not None:
-            self._continue(resume, chains)
-        elif layout.size > 0:
-            state = self._evaluate(chains.position, strict=True)
-            check_initial_state(state, layout)
-            self._remember(state, chains.initial_params)
-            if self._adapter.adapt_step_size:
-                self._adapter.start_step_size_adaptation(state)
-        self._start_run()
-        if resume is not None:
-            self._load_trajectory_state(resume.trajectory)
-        run.accepted = torch.zeros(num_chains, dtype=torch.long, device=like.device)
-        run.mean_accept_prob = torch.zeros(num_chains, dtype=like.dtype, device=like.device)
-        if resume is not None and resume.rng_state is not None:
-            # Last: setting up may have drawn random numbers (an init strategy).
-            torch.set_rng_state(resume.rng_state)
-            if resume.cuda_rng_state is not None and like.is_cuda:
-                torch.cuda.set_rng_state(resume.cuda_rng_state, like.device)
-
-    def _start_run(self) -> None:
-        """A run's setup is done (subclasses start what they learn; the step size is the
-        searched one)."""
-
-    def _continue(self, resume: KernelState, chains) -> None:
-        """Start from ``resume`` instead of from scratch: its positions, energies, step sizes,
-        mass matrix and what the subclass learned."""
-        run = self._run
-        sites = {name: tuple(shape) for name, shape in zip(
-            chains.layout.names, chains.layout.shapes, strict=True)}  # fmt: skip
-        check_compatible(resume, type(self).__name__, sites, run.num_chains, self.chain_adaptation)
-        self._adapter.step_size = resume.step_size.clone()
-        self._adapter.mass_matrix.load(resume.inverse_mass_matrix)
-        if self._adapter.adapt_step_size:
-            self._adapter.start_step_size_adaptation(None)  # from the adapted step size
-        run.offset = resume.iteration
-        params = _sites(resume, run.vectorized)
-        batch_shape = (run.num_chains,) if run.vectorized else ()
-        position = run.layout.flatten(params, batch_shape).reshape(run.num_chains, -1)
-        grad = None if resume.grad is None else resume.grad.clone()
-        self._initial_params = params
-        self._remember(ChainState(position, resume.potential_energy.clone(), grad), params)
-
-    def resume_state(self) -> KernelState:
-        """What a continuation of this batch of chains needs, now (during a run, or after it
-        ended): see :class:`~.state.KernelState`."""
-        run = self._run or self._finished
-        if run is None or run.last is None:
-            raise RuntimeError("no run to continue: call setup(warmup_steps, ...) and sample first")
-        params = run.layout.unflatten(run.last.position, (run.num_chains,))
-        sites = {name: tuple(shape) for name, shape in zip(
-            run.layout.names, run.layout.shapes, strict=True)}  # fmt: skip
-        device = run.last.position.device
-        return KernelState(
-            kernel=type(self).__name__,
-            num_chains=run.num_chains,
-            sites=sites,
-            params={name: value.clone() for name, value in params.items()},
-            potential_energy=run.last.potential_energy.clone(),
-            grad=None if run.last.grad is None else run.last.grad.clone(),
-            chain_adaptation=self.chain_adaptation,
-            step_size=self._adapter.step_size.clone(),
-            inverse_mass_matrix={k: v.clone() for k, v in self.inverse_mass_matrix.items()},
-            trajectory=self._trajectory_state(),
-            iteration=run.offset + run.t,
-            rng_state=torch.get_rng_state(),
-            cuda_rng_state=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-        )
-
-    def cleanup(self) -> None:
-        """End a run: drop its state. Diagnostics, step size and mass matrix stay readable."""
-        if self._run is not None:
-            self._finished = self._run
-        self._run = None
-        self._initial_params = None
-
     def sample(self, params: dict[str, Tensor]) -> dict[str, Tensor]:
         """One MCMC iteration from ``params`` (unconstrained): propose, then correct."""
         run = self._run
@@ -579,99 +386,10 @@ class MHKernel(MCMCKernel):
         run = self._run or self._finished
         return 0 if run is None else run.offset + run.t
 
-    def logging(self) -> OrderedDict:
-        """Step size and running mean acceptance probability (over chains), for Pyro's bar."""
-        run = self._run or self._finished
-        mean = float(run.mean_accept_prob.mean()) if run is not None else float("nan")
-        step_size = self.step_size
-        if isinstance(step_size, Tensor):
-            step_size = float(step_size.mean())
-        return OrderedDict([("step size", f"{step_size:.2e}"), ("acc. prob", f"{mean:.3f}")])
-
-    def chain_diagnostics(self) -> list[dict[str, Any]]:
-        """:meth:`diagnostics` of each chain of the batch, in order."""
-        run = self._run or self._finished
-        if run is None:
-            raise RuntimeError("no run to diagnose: call setup(warmup_steps, ...) first")
-        num_samples = max(run.t - run.warmup_steps, 0)
-        diverging = (
-            torch.stack(run.diverging, dim=1).cpu()
-            if run.diverging
-            else torch.zeros(run.num_chains, 0, dtype=torch.bool)
-        )
-        step_sizes = self._adapter.step_size.expand(run.num_chains).tolist()
-        accepted = run.accepted.tolist() if isinstance(run.accepted, Tensor) else [run.accepted]
-        evaluator = run.evaluator
-        evals = {
-            "potential evaluations": {
-                "warmup": evaluator.warmup.potentials,
-                "sampling": evaluator.sampling.potentials,
-            },
-            "gradient evaluations": {
-                "warmup": evaluator.warmup.gradients,
-                "sampling": evaluator.sampling.gradients,
-            },
-        }
-        extra = self._extra_diagnostics()
-        if self.keep_resume_state and run.last is not None:
-            extra["resume state"] = self.resume_state()
-        return [
-            {
-                "divergences": diverging[c].nonzero().flatten().tolist(),
-                "acceptance rate": accepted[c] / num_samples if num_samples else float("nan"),
-                "step size": step_sizes[c],
-                **{key: dict(value) for key, value in evals.items()},
-                **extra,
-            }
-            for c in range(run.num_chains)
-        ]
-
-    def diagnostics(self) -> dict[str, Any]:
-        """Divergences (post-warmup iteration indices), acceptance rate, step size, cost counters.
-
-        ``"potential evaluations"`` counts every evaluation of the potential and
-        ``"gradient evaluations"`` those that also computed its gradient, each split into
-        ``"warmup"`` (setup and step-size searches included) and ``"sampling"``; a batched
-        evaluation counts once, as it is one evaluation for each chain. For a batch of several
-        chains, a dict keyed ``"chain 0"``, ``"chain 1"``, ... of these.
-        """
-        per_chain = self.chain_diagnostics()
-        if len(per_chain) == 1:
-            return per_chain[0]
-        return {f"chain {c}": d for c, d in enumerate(per_chain)}
-
     # ------------------------------------------------------------------ helpers
 
     def _remember(self, state: ChainState, params: dict[str, Tensor]) -> None:
         self._run.last, self._run.last_params = state, params
-
-    def _record(self, info: StepInfo | None) -> None:
-        """Update the counters."""
-        run = self._run
-        warmup = run.t < run.warmup_steps
-        if info is None:  # a model without latent sites: every step is accepted
-            ones = torch.ones(run.num_chains)
-            info = StepInfo(ones.bool(), ones, ones * 0, ones.bool() & False)
-        if not warmup:
-            run.accepted = run.accepted + info.accepted
-            run.diverging.append(info.diverging)
-        run.t += 1
-        n = run.t if run.t <= run.warmup_steps else run.t - run.warmup_steps
-        run.mean_accept_prob = run.mean_accept_prob + (info.accept_prob - run.mean_accept_prob) / n
-        self.last_step_info = info
-
-    def _find_reasonable_step_size(self, state: ChainState) -> Tensor:
-        """The step-size search of :func:`~pyro_simplehmc.core.step_size.find_reasonable_step_size`
-        with this kernel's own trial proposal (with ``chain_adaptation="pooled"``, on the chains'
-        pooled acceptance)."""
-        adapter = self._adapter
-        return find_reasonable_step_size(
-            adapter.step_size,
-            lambda eps: adapter.pool(
-                accept_prob(self._trial_log_accept_ratio(state, eps.unsqueeze(-1)))
-            ),
-            self.target_accept_prob,
-        )
 
     def __getstate__(self):
         state = self.__dict__.copy()

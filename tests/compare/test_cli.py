@@ -216,7 +216,7 @@ def test_compare_model_bad_input(model_file, tmp_path, capsys, model, args, mess
 
 
 def test_args_may_be_the_argument_tuple_alone(model_file):
-    from pyro_simplehmc.cli.main import load_model_args
+    from pyro_simplehmc.cli.compare import load_model_args
 
     args, kwargs = load_model_args(f"{model_file}:tuple_args")
     assert len(args) == 1 and args[0].shape == (4,) and kwargs == {}
@@ -243,3 +243,19 @@ def test_compare_a_posterior_uses_the_bundled_reference(tmp_path):
 def test_list_posteriors(capsys):
     assert main(["compare", "--list-posteriors"]) == 0
     assert "arK-arK" in capsys.readouterr().out
+
+
+def test_every_command_is_a_module_with_add_parser_and_run():
+    import argparse
+
+    from pyro_simplehmc.cli.main import COMMANDS, build_parser
+
+    names = [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS]
+    assert names == ["validate", "compare", "leaderboard", "scaling", "chapter", "grid"]
+    subparsers = next(
+        a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
+    )
+    assert list(subparsers.choices) == names  # --help lists them in COMMANDS' order
+    for command, name in zip(COMMANDS, names, strict=True):
+        assert callable(command.add_parser) and callable(command.run)
+        assert subparsers.choices[name].get_default("handler") is command.run
