@@ -12,11 +12,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..checks.targets import TARGETS, get_target
+from ..compare.runner import DENSE_MAX_DIM
 from ..core import validation as check
 from .reports import write_report
 from .settings import VALIDATE, add_run_options, out_dir, run_settings
 
-__all__ = ["add_parser", "load_callable", "load_model_args", "run"]
+__all__ = ["QUICK_COMPARE_KERNELS", "add_parser", "load_callable", "load_model_args", "run"]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -41,7 +42,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     comp.add_argument("--dim", type=int, help="dimension, for targets that take one")
     comp.add_argument("--rho", type=float, help="correlation of correlated_gaussian")
-    comp.add_argument("--kernels", nargs="+", help="kernel names (default: all)")
+    comp.add_argument(
+        "--kernels",
+        nargs="+",
+        help="kernel names (default: all; with --quick on a target, all but Pyro's "
+        "RandomWalkKernel)",
+    )
     comp.add_argument(
         "--reference", default="NUTS", help="the kernel the others are compared with (NUTS)"
     )
@@ -52,8 +58,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     )
     comp.add_argument(
         "--full-mass",
-        choices=["diagonal", "dense"],
-        help="mass matrix of every kernel that takes one (default: each kernel's own)",
+        choices=["auto", "diagonal", "dense"],
+        help="mass matrix of every kernel that takes one; auto: dense up to "
+        f"{DENSE_MAX_DIM} dimensions, diagonal above (default: auto with --model and "
+        "--posterior, each kernel's own on a target)",
     )
     comp.add_argument(
         "--list-posteriors", action="store_true", help="list the ported posteriors and exit"
@@ -139,8 +147,17 @@ def _target_kwargs(args) -> dict:
     return kwargs
 
 
-def _full_mass(args) -> bool | None:
-    return None if args.full_mass is None else args.full_mass == "dense"
+#: The kernels of ``simplehmc compare --quick`` on a target: every kernel but Pyro's
+#: ``RandomWalkKernel``, which runs one chain at a time and cannot continue its chains: on the
+#: correlated Gaussian it needs about 50,000 draws per chain for a reliable verdict, rerun from
+#: the start (about 70 s on two cores, more than the other five kernels together).
+QUICK_COMPARE_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "NUTS", "HMC")
+
+
+def _full_mass(args, default: bool | str | None) -> bool | str | None:
+    if args.full_mass is None:
+        return default
+    return "auto" if args.full_mass == "auto" else args.full_mass == "dense"
 
 
 def run(args) -> int:
@@ -163,7 +180,6 @@ def run(args) -> int:
     ):
         raise ValueError("--dim and --rho go with --target")
     settings = run_settings(args, VALIDATE, 0)
-    full_mass = _full_mass(args)
     target = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the table lists the warnings
@@ -177,7 +193,7 @@ def run(args) -> int:
                 kernels=args.kernels,
                 reference=args.reference,
                 reference_num_samples=args.reference_samples,
-                full_mass=full_mass,
+                full_mass=_full_mass(args, "auto"),
                 progress=progress,
                 **settings,
             )
@@ -187,18 +203,21 @@ def run(args) -> int:
                 args.posterior,
                 kernels=args.kernels,
                 reference=args.reference,
-                full_mass=full_mass,
+                full_mass=_full_mass(args, "auto"),
                 progress=progress,
                 **settings,
             )
             out = out_dir(args, "compare")
         else:
             target = get_target(args.target or "correlated_gaussian", **_target_kwargs(args))
+            kernels = args.kernels
+            if kernels is None and args.quick:
+                kernels = list(QUICK_COMPARE_KERNELS)
             result = compare(
                 target,
-                kernels=args.kernels,
+                kernels=kernels,
                 reference=args.reference,
-                full_mass=full_mass,
+                full_mass=_full_mass(args, None),
                 progress=progress,
                 **settings,
             )

@@ -195,7 +195,7 @@ def compare(
     reference: str | None = "NUTS",
     progress: bool = True,
     keep_draws: bool = True,
-    full_mass: bool | None = None,
+    full_mass: bool | str | None = None,
     lengths: Mapping[str, int] | None = None,
     batch_chains: int | None = DEFAULT_BATCH_CHAINS,
     max_evals: int | None = DEFAULT_MAX_EVALS,
@@ -218,7 +218,8 @@ def compare(
         ``None``.
     :param progress: show a progress bar over all iterations of all kernels.
     :param keep_draws: keep the draws (``(chains, draws, D)`` per kernel) for the figures.
-    :param full_mass: if not ``None``, the ``full_mass`` of every kernel that takes one.
+    :param full_mass: if not ``None``, the ``full_mass`` of every kernel that takes one
+        (``"auto"``: see :func:`resolve_full_mass`).
     :param lengths: draws per chain of particular kernels, by name, instead of ``num_samples``
         (a cheap kernel with a slowly mixing chain can take more draws for a reliable verdict).
     :param batch_chains: chains of each of this package's kernels, run as one batch with pooled
@@ -236,7 +237,7 @@ def compare(
         check.positive_int(f"lengths[{name!r}]", length)
     check.string_or_none("reference", reference)
     problem = _as_problem(target)
-    specs = resolve_kernels(kernels, full_mass=full_mass)
+    specs = resolve_kernels(kernels, full_mass=resolve_full_mass(full_mass, problem.dim))
     if (
         reference is not None
         and reference not in KERNELS

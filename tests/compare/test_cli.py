@@ -259,3 +259,35 @@ def test_every_command_is_a_module_with_add_parser_and_run():
     for command, name in zip(COMMANDS, names, strict=True):
         assert callable(command.add_parser) and callable(command.run)
         assert subparsers.choices[name].get_default("handler") is command.run
+
+
+class _Captured(Exception):
+    pass
+
+
+@pytest.mark.parametrize(
+    "argv, function, expected",
+    [
+        (["--posterior", "arK-arK"], "compare_posterior", {"full_mass": "auto"}),
+        (["--posterior", "arK-arK", "--full-mass", "diagonal"], "compare_posterior",
+         {"full_mass": False}),  # fmt: skip
+        (["--full-mass", "auto"], "compare", {"full_mass": "auto"}),
+        ([], "compare", {"full_mass": None, "kernels": None}),
+        (["--quick"], "compare",
+         {"kernels": ["RandomWalkMH", "MALA", "SimpleHMC", "NUTS", "HMC"]}),  # fmt: skip
+        (["--quick", "--kernels", "MALA"], "compare", {"kernels": ["MALA"]}),
+    ],
+)
+def test_compare_hands_its_mass_matrix_and_kernels_to_the_runner(
+    monkeypatch, tmp_path, argv, function, expected
+):
+    import pyro_simplehmc.compare as compare_layer
+
+    def fake(*args, **kwargs):
+        raise _Captured(kwargs)
+
+    monkeypatch.setattr(compare_layer, function, fake)
+    with pytest.raises(_Captured) as caught:
+        main(["compare", *argv, "--no-reference-cache", "--out", str(tmp_path)])
+    kwargs = caught.value.args[0]
+    assert {k: kwargs[k] for k in expected} == expected
