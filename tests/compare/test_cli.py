@@ -269,12 +269,14 @@ class _Captured(Exception):
     "argv, function, expected",
     [
         (["--posterior", "arK-arK"], "compare_posterior", {"full_mass": "auto"}),
-        (["--posterior", "arK-arK", "--full-mass", "diagonal"], "compare_posterior",
-         {"full_mass": False}),  # fmt: skip
+        (
+            ["--posterior", "arK-arK", "--full-mass", "diagonal"],
+            "compare_posterior",
+            {"full_mass": False},
+        ),
         (["--full-mass", "auto"], "compare", {"full_mass": "auto"}),
         ([], "compare", {"full_mass": None, "kernels": None}),
-        (["--quick"], "compare",
-         {"kernels": ["RandomWalkMH", "MALA", "SimpleHMC", "NUTS", "HMC"]}),  # fmt: skip
+        (["--quick"], "compare", {"kernels": ["RandomWalkMH", "MALA", "SimpleHMC", "NUTS", "HMC"]}),
         (["--quick", "--kernels", "MALA"], "compare", {"kernels": ["MALA"]}),
     ],
 )
