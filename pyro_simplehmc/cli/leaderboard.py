@@ -5,6 +5,8 @@ posteriordb posterior, as a table and (``--page``) the Markdown page.
 from __future__ import annotations
 
 import argparse
+import shutil
+import time
 from pathlib import Path
 
 from .settings import VALIDATE, add_run_options, out_dir, positive_int, run_settings
@@ -23,6 +25,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     board.add_argument(
         "--jobs", type=positive_int, default=1, help="posteriors run at once (processes)"
     )
+    board.add_argument(
+        "--estimators",
+        action="store_true",
+        help="also compare SimpleHMC's mass-matrix estimators (stan, fisher, low_rank)",
+    )
+    board.add_argument(
+        "--fresh",
+        action="store_true",
+        help="rerun every posterior (default: reuse those an earlier run with the same --out "
+        "and settings finished, kept in OUT/records)",
+    )
     add_run_options(board, chains=2)
     board.set_defaults(handler=run)
     return board
@@ -31,7 +44,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> int:
     """Run ``simplehmc leaderboard``; 0 when done."""
     progress = not args.no_progress
-    from ..compare.leaderboard import LEADERBOARD, leaderboard, write_leaderboard
+    from ..compare.leaderboard import LEADERBOARD, estimator_board, leaderboard, write_leaderboard
 
     base = {**LEADERBOARD, "num_samples": 200, "warmup_steps": 100} if args.quick else LEADERBOARD
     settings = {
@@ -44,8 +57,18 @@ def run(args) -> int:
     for key in ("batch_chains", "max_evals", "reference_cache"):
         settings[key] = common[key]
     out = out_dir(args, "leaderboard")
-    board = leaderboard(progress=progress, jobs=args.jobs, **settings)
-    text = write_leaderboard(board, out, page=args.page)
+    records = out / "records"
+    if args.fresh and records.is_dir():
+        shutil.rmtree(records)
+    start = time.perf_counter()
+    board = leaderboard(progress=progress, jobs=args.jobs, records=records, **settings)
+    estimators = None
+    if args.estimators:
+        estimators = estimator_board(jobs=args.jobs, progress=progress, records=records, **{
+            k: v for k, v in settings.items() if k != "reference_cache"
+        })  # fmt: skip
+    wall = time.perf_counter() - start
+    text = write_leaderboard(board, out, page=args.page, estimators=estimators, wall_seconds=wall)
     print(text)
     print(f"\nleaderboard written to {out}/" + (f" and {args.page}" if args.page else ""))
     return 0

@@ -12,8 +12,11 @@ estimators of one kernel (:mod:`pyro_simplehmc.core.mass_estimators`) on the sam
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import math
+import os
+import pickle
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
@@ -21,9 +24,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pyro
 import torch
 
 from ..core import validation as check
+from ..core.version import VERSION
 from .execution import DEFAULT_BATCH_CHAINS, DEFAULT_MAX_EVALS
 from .results import Comparison, finite
 from .runner import DENSE_MAX_DIM, compare_posterior
@@ -52,6 +57,7 @@ def leaderboard(
     reference_cache: Any = None,
     reference: str | None = "NUTS",
     full_mass: bool | str | None = "auto",
+    records: str | Path | None = None,
 ) -> list[Comparison]:
     """Run ``kernels`` on each of ``posteriors`` (default: all ported ones).
 
@@ -64,6 +70,10 @@ def leaderboard(
         :func:`~pyro_simplehmc.compare.compare`).
     :param reference: the kernel the others are compared with, or ``None``.
     :param full_mass: as for :func:`~pyro_simplehmc.compare.compare_posterior`.
+    :param records: a folder that keeps each finished posterior's comparison
+        (:func:`record_key`: the posterior, the kernels, these settings and the versions), so
+        that a call interrupted part-way resumes from its finished posteriors; an entry that
+        does not load is rerun and overwritten. ``None``: keep nothing.
     :returns: one :class:`~pyro_simplehmc.compare.results.Comparison` per posterior.
     """
     from ..checks.posteriordb import POSTERIORS
@@ -84,20 +94,54 @@ def leaderboard(
         "reference": reference,
         "full_mass": full_mass,
     }
+    folder = None if records is None else Path(records)
     if jobs == 1:
-        return [_one(name, settings, progress) for name in names]
+        return [_one(name, settings, progress, folder) for name in names]
     with ProcessPoolExecutor(max_workers=jobs, initializer=_one_thread) as pool:
-        return list(pool.map(_one, names, [settings] * len(names), [False] * len(names)))
+        n = len(names)
+        return list(pool.map(_one, names, [settings] * n, [False] * n, [folder] * n))
 
 
 def _one_thread() -> None:
     torch.set_num_threads(1)
 
 
-def _one(name: str, settings: dict, progress: bool) -> Comparison:
+def record_key(posterior: str, settings: dict) -> str:
+    """The key of a finished posterior in a ``records`` folder: a hash of the posterior's name,
+    the kernels (names and settings), the run's settings and the versions of this package,
+    Pyro and PyTorch."""
+    kernels = [
+        [k, {}] if isinstance(k, str) else [k.name, {n: repr(v) for n, v in k.settings.items()}]
+        for k in settings["kernels"]
+    ]
+    run = {k: v for k, v in settings.items() if k not in ("kernels", "reference_cache")}
+    data = [RECORD_FORMAT, posterior, kernels, run, [VERSION, pyro.__version__, torch.__version__]]
+    text = json.dumps(data, sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+#: Version of a ``records`` entry's layout (a pickled ``Comparison``).
+RECORD_FORMAT = 1
+
+
+def _one(name: str, settings: dict, progress: bool, records: Path | None = None) -> Comparison:
+    path = None if records is None else records / f"{name}-{record_key(name, settings)}.pkl"
+    if path is not None and path.is_file():
+        try:
+            kept = pickle.loads(path.read_bytes())
+            if isinstance(kept, Comparison) and kept.target == name:
+                return kept
+        except Exception:  # a truncated or foreign file: rerun, never trust it
+            pass
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # the verdicts say it
-        return compare_posterior(name, progress=progress, keep_draws=False, **settings)
+        result = compare_posterior(name, progress=progress, keep_draws=False, **settings)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        tmp.write_bytes(pickle.dumps(result))
+        os.replace(tmp, path)  # atomic: an interrupted write leaves no entry
+    return result
 
 
 def estimator_board(

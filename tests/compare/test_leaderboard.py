@@ -16,6 +16,7 @@ from pyro_simplehmc.compare.leaderboard import (
     write_leaderboard,
 )
 from pyro_simplehmc.compare.problems import from_posterior
+from pyro_simplehmc.compare.results import finite
 
 
 def test_the_bundle_holds_every_ported_posterior_as_posteriordb_has_it(posteriordb_root):
@@ -84,3 +85,35 @@ def test_the_estimator_board_compares_estimators_with_stans_on_a_diagonal(tmp_pa
     write_leaderboard(board, tmp_path, tmp_path / "page.md", estimators=board, wall_seconds=60)
     page = (tmp_path / "page.md").read_text()
     assert "## Mass-matrix estimators" in page and "1 minutes of wall time" in page
+
+
+def test_an_interrupted_leaderboard_resumes_from_its_finished_posteriors(tmp_path, monkeypatch):
+    import pyro_simplehmc.compare.leaderboard as board_module
+
+    settings = {
+        "kernels": ["MALA"], "num_samples": 30, "warmup_steps": 20, "progress": False,
+        "batch_chains": 8, "max_evals": None, "reference": None, "records": tmp_path,
+    }  # fmt: skip
+    (first,) = leaderboard(["gp_pois_regr-gp_regr"], **settings)
+    (kept,) = list(tmp_path.glob("gp_pois_regr-gp_regr-*.pkl"))
+    calls = []
+    real = board_module.compare_posterior
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return real(*args, **kwargs)
+
+    def same(a, b):  # NaN-safe: compare the JSON the leaderboard writes
+        return json.dumps(finite(a.to_dict())) == json.dumps(finite(b.to_dict()))
+
+    monkeypatch.setattr(board_module, "compare_posterior", counted)
+    (again,) = leaderboard(["gp_pois_regr-gp_regr"], **settings)
+    assert calls == [] and same(again, first)  # read back, not rerun
+    # Other settings are another entry; a corrupt entry is rerun and overwritten.
+    leaderboard(["gp_pois_regr-gp_regr"], **{**settings, "seed": 1})
+    assert len(calls) == 1 and len(list(tmp_path.glob("*.pkl"))) == 2
+    kept.write_bytes(b"not a pickle")
+    (rerun,) = leaderboard(["gp_pois_regr-gp_regr"], **settings)
+    assert len(calls) == 2  # the same draws again (only the timings differ)
+    assert [r.min_ess for r in rerun.results] == [r.min_ess for r in first.results]
+    assert kept.read_bytes() != b"not a pickle"
