@@ -37,6 +37,7 @@ import torch
 from pyro.distributions import constraints
 from torch import Tensor
 
+from . import posteriordb_models as models
 from .testing import ZTestResult, two_sided_z_threshold
 
 __all__ = [
@@ -165,11 +166,13 @@ def gp_regr(data: Mapping) -> None:
 # ---------------------------------------------------------------------------------- registry
 
 
-def _identity(samples: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _identity(samples: Mapping[str, Tensor], data: Mapping | None = None) -> dict[str, Tensor]:
     return dict(samples)
 
 
-def _eight_schools_noncentered_reference(samples: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _eight_schools_noncentered_reference(
+    samples: Mapping[str, Tensor], data: Mapping | None = None
+) -> dict[str, Tensor]:
     # The reference draws hold theta, the derived quantity, rather than theta_trans.
     tau, mu = samples["tau"].unsqueeze(-1), samples["mu"].unsqueeze(-1)
     return {"theta": samples["theta_trans"] * tau + mu, "mu": samples["mu"], "tau": samples["tau"]}
@@ -189,8 +192,10 @@ class Posterior:
 
     :ivar name: the posteriordb name (also the folder name), e.g. ``"arK-arK"``.
     :ivar model: the Pyro model, called with the data dict.
-    :ivar reference_quantities: maps a dict of sampled sites (constrained values, with any
-        leading sample dimensions) to the quantities named in the reference summary.
+    :ivar reference_quantities: ``(samples, data=None) -> quantities``: maps a dict of sampled
+        sites (constrained values, with any leading sample dimensions) to the quantities named
+        in the reference summary. Only a few need the data (``gp_pois_regr-gp_pois_regr``'s
+        ``f``); pass it always.
     :ivar init_values: ``data -> {site: value}`` for sites with a flat prior (used with
         :func:`pyro.infer.autoguide.init_to_value`), or ``None``.
     :ivar max_plate_nesting: Pyro's bound on nested plates for this model.
@@ -198,14 +203,15 @@ class Posterior:
 
     name: str
     model: Callable[[Mapping], None]
-    reference_quantities: Callable[[Mapping[str, Tensor]], dict[str, Tensor]] = field(
+    reference_quantities: Callable[..., dict[str, Tensor]] = field(
         default=_identity
     )
     init_values: Callable[[Mapping], dict[str, Tensor]] | None = None
     max_plate_nesting: int = 1
 
 
-#: The six posteriors, keyed by their posteriordb name.
+#: The ported posteriors, keyed by their posteriordb name: the first six here, the others in
+#: :mod:`.posteriordb_models`.
 POSTERIORS: dict[str, Posterior] = {
     p.name: p
     for p in [
@@ -219,6 +225,29 @@ POSTERIORS: dict[str, Posterior] = {
         Posterior("sblrc-blr", blr),
         Posterior("kidiq-kidscore_interaction", kidscore_interaction, init_values=_kidiq_init),
         Posterior("gp_pois_regr-gp_regr", gp_regr, max_plate_nesting=0),
+        Posterior("sblri-blr", blr),
+        Posterior("arma-arma11", models.arma11, init_values=models.arma11_init),
+        Posterior(
+            "garch-garch11",
+            models.garch11,
+            models.garch11_reference,
+            init_values=models.garch11_init,
+        ),
+        Posterior(
+            "gp_pois_regr-gp_pois_regr", models.gp_pois_regr, models.gp_pois_regr_reference
+        ),
+        Posterior(
+            "kilpisjarvi_mod-kilpisjarvi", models.kilpisjarvi, init_values=models.kilpisjarvi_init
+        ),
+        Posterior(
+            "low_dim_gauss_mix-low_dim_gauss_mix",
+            models.low_dim_gauss_mix,
+            init_values=models.low_dim_gauss_mix_init,
+        ),
+    ]
+    + [
+        Posterior(name, model, init_values=models.least_squares_init(design))
+        for name, model, design in models.REGRESSIONS
     ]
 }
 
