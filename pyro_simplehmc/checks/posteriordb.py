@@ -203,9 +203,7 @@ class Posterior:
 
     name: str
     model: Callable[[Mapping], None]
-    reference_quantities: Callable[..., dict[str, Tensor]] = field(
-        default=_identity
-    )
+    reference_quantities: Callable[..., dict[str, Tensor]] = field(default=_identity)
     init_values: Callable[[Mapping], dict[str, Tensor]] | None = None
     max_plate_nesting: int = 1
 
@@ -233,9 +231,7 @@ POSTERIORS: dict[str, Posterior] = {
             models.garch11_reference,
             init_values=models.garch11_init,
         ),
-        Posterior(
-            "gp_pois_regr-gp_pois_regr", models.gp_pois_regr, models.gp_pois_regr_reference
-        ),
+        Posterior("gp_pois_regr-gp_pois_regr", models.gp_pois_regr, models.gp_pois_regr_reference),
         Posterior(
             "kilpisjarvi_mod-kilpisjarvi", models.kilpisjarvi, init_values=models.kilpisjarvi_init
         ),
