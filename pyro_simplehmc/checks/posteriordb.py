@@ -1,11 +1,18 @@
-r"""Pyro ports of six posteriordb posteriors, and a comparison with their reference summaries.
+r"""Pyro ports of 26 posteriordb posteriors, and a comparison with their reference summaries.
 
 `posteriordb <https://github.com/stan-dev/posteriordb>`_ (Magnusson, Bürkner & Vehtari; BSD-3)
 publishes Stan models, data and reference draws from long, checked runs of Stan's NUTS. The
 models below follow the Stan programs statement by statement: the same priors (a Stan
 ``real<lower=0> s; s ~ cauchy(0, k)`` is a half-Cauchy), the same constraints, the same parameter
 names, and a flat prior where Stan has no sampling statement. Each model takes the data as a
-dict, as read from posteriordb's ``data.json``; this module never reads files itself.
+dict, as read from posteriordb's ``data.json``; this module never reads files itself. Six
+models are defined here (eight schools non-centred and centred, ``arK``, ``blr``, which serves
+both ``sblrc-blr`` and ``sblri-blr``, ``kidscore_interaction``, ``gp_regr``); the others
+(ARMA(1, 1), GARCH(1, 1), Kilpisjärvi's strongly correlated trend, a two-component mixture, a
+latent Poisson GP, and linear regressions on the kidiq, earnings, mesquite and NES data) are in
+:mod:`.posteriordb_models` and :mod:`.posteriordb_regressions`. :data:`POSTERIORS` registers
+all of them; each was checked with Pyro's NUTS against its reference before it joined
+(``scripts/check_posteriordb_ports.py``).
 
 Each :class:`Posterior` couples a model with :attr:`Posterior.reference_quantities`, which turns
 draws of the sampled sites into the quantities of the reference draws (for example ``theta``
@@ -14,7 +21,7 @@ from ``theta_trans``, ``tau`` and ``mu`` in the non-centred eight schools), and
 
 Everything is computed in float64: some posteriors have standard deviations of 1e-3.
 
-The data and reference summaries of the six ported posteriors ship with the package
+The data and reference summaries of the ported posteriors ship with the package
 (``pyro_simplehmc/data/posteriordb.json``, written by ``scripts/make_posteriordb_bundle.py``
 from posteriordb's files, BSD 3-Clause): :func:`load_posterior` reads them, so that a posterior
 can be run without a copy of posteriordb.
@@ -38,6 +45,7 @@ from pyro.distributions import constraints
 from torch import Tensor
 
 from . import posteriordb_models as models
+from . import posteriordb_regressions as regressions
 from .testing import ZTestResult, two_sided_z_threshold
 
 __all__ = [
@@ -209,7 +217,7 @@ class Posterior:
 
 
 #: The ported posteriors, keyed by their posteriordb name: the first six here, the others in
-#: :mod:`.posteriordb_models`.
+#: :mod:`.posteriordb_models` and :mod:`.posteriordb_regressions`.
 POSTERIORS: dict[str, Posterior] = {
     p.name: p
     for p in [
@@ -242,8 +250,8 @@ POSTERIORS: dict[str, Posterior] = {
         ),
     ]
     + [
-        Posterior(name, model, init_values=models.least_squares_init(design))
-        for name, model, design in models.REGRESSIONS
+        Posterior(name, model, init_values=regressions.least_squares_init(design))
+        for name, model, design in regressions.REGRESSIONS
     ]
 }
 
