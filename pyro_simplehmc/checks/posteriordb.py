@@ -1,4 +1,4 @@
-r"""Pyro ports of 26 posteriordb posteriors, and a comparison with their reference summaries.
+r"""Pyro ports of 25 posteriordb posteriors, and a comparison with their reference summaries.
 
 `posteriordb <https://github.com/stan-dev/posteriordb>`_ (Magnusson, Bürkner & Vehtari; BSD-3)
 publishes Stan models, data and reference draws from long, checked runs of Stan's NUTS. The
@@ -8,8 +8,8 @@ names, and a flat prior where Stan has no sampling statement. Each model takes t
 dict, as read from posteriordb's ``data.json``; this module never reads files itself. Six
 models are defined here (eight schools non-centred and centred, ``arK``, ``blr``, which serves
 both ``sblrc-blr`` and ``sblri-blr``, ``kidscore_interaction``, ``gp_regr``); the others
-(ARMA(1, 1), GARCH(1, 1), Kilpisjärvi's strongly correlated trend, a two-component mixture, a
-latent Poisson GP, and linear regressions on the kidiq, earnings, mesquite and NES data) are in
+(ARMA(1, 1), GARCH(1, 1), a two-component mixture, a latent Poisson GP, and linear regressions
+on the kidiq, earnings, mesquite and NES data) are in
 :mod:`.posteriordb_models` and :mod:`.posteriordb_regressions`. :data:`POSTERIORS` registers
 all of them; each was checked with Pyro's NUTS against its reference before it joined
 (``scripts/check_posteriordb_ports.py``).
@@ -240,9 +240,6 @@ POSTERIORS: dict[str, Posterior] = {
             init_values=models.garch11_init,
         ),
         Posterior("gp_pois_regr-gp_pois_regr", models.gp_pois_regr, models.gp_pois_regr_reference),
-        Posterior(
-            "kilpisjarvi_mod-kilpisjarvi", models.kilpisjarvi, init_values=models.kilpisjarvi_init
-        ),
         Posterior(
             "low_dim_gauss_mix-low_dim_gauss_mix",
             models.low_dim_gauss_mix,

@@ -1,4 +1,4 @@
-r"""Pyro ports of more posteriordb posteriors: time series, a mixture, a latent GP, a steep trend.
+r"""Pyro ports of more posteriordb posteriors: time series, a mixture, a latent GP.
 
 The linear regressions are in :mod:`.posteriordb_regressions`. The models follow their
 Stan programs in posteriordb (``posterior_database/models/stan``) statement by statement, as
@@ -8,6 +8,11 @@ names, the same ``transformed data``, and a flat prior
 model takes the data as a dict, as read from posteriordb's ``data.json``. The registry
 (:data:`pyro_simplehmc.checks.posteriordb.POSTERIORS`) pairs them with their posteriordb names,
 initial values for the flat-prior sites and the maps to the quantities of the reference draws.
+
+:func:`kilpisjarvi` (``kilpisjarvi_mod-kilpisjarvi``, correlation -0.99999) is ported but not
+registered: its check with Pyro's NUTS did not finish in the time it had (one chain had 410 of
+its 1,000 draws after 20 minutes on a shared 2-core machine; see ``docs/design-notes.md``), so
+the port is unverified.
 
 Two models need a change of variables that Stan does implicitly:
 
@@ -57,7 +62,11 @@ def _flat_positive() -> dist.ImproperUniform:
 
 def kilpisjarvi(data: Mapping) -> None:
     r"""Linear trend of summer temperature on the year (near 2000): ``alpha`` and ``beta``
-    correlate at :math:`-0.99999`. Normal priors from the data, flat ``sigma`` > 0."""
+    correlate at :math:`-0.99999`. Normal priors from the data, flat ``sigma`` > 0.
+
+    Not registered in :data:`~pyro_simplehmc.checks.posteriordb.POSTERIORS`: unverified (see
+    the module's docstring). Start it at :func:`kilpisjarvi_init`.
+    """
     x, y = _t(data["x"]), _t(data["y"])
     alpha = pyro.sample("alpha", dist.Normal(_t(data["pmualpha"]), _t(data["psalpha"])))
     beta = pyro.sample("beta", dist.Normal(_t(data["pmubeta"]), _t(data["psbeta"])))
