@@ -1,11 +1,18 @@
-r"""Pyro ports of six posteriordb posteriors, and a comparison with their reference summaries.
+r"""Pyro ports of 25 posteriordb posteriors, and a comparison with their reference summaries.
 
 `posteriordb <https://github.com/stan-dev/posteriordb>`_ (Magnusson, Bürkner & Vehtari; BSD-3)
 publishes Stan models, data and reference draws from long, checked runs of Stan's NUTS. The
 models below follow the Stan programs statement by statement: the same priors (a Stan
 ``real<lower=0> s; s ~ cauchy(0, k)`` is a half-Cauchy), the same constraints, the same parameter
 names, and a flat prior where Stan has no sampling statement. Each model takes the data as a
-dict, as read from posteriordb's ``data.json``; this module never reads files itself.
+dict, as read from posteriordb's ``data.json``; this module never reads files itself. Six
+models are defined here (eight schools non-centred and centred, ``arK``, ``blr``, which serves
+both ``sblrc-blr`` and ``sblri-blr``, ``kidscore_interaction``, ``gp_regr``); the others
+(ARMA(1, 1), GARCH(1, 1), a two-component mixture, a latent Poisson GP, and linear regressions
+on the kidiq, earnings, mesquite and NES data) are in
+:mod:`.posteriordb_models` and :mod:`.posteriordb_regressions`. :data:`POSTERIORS` registers
+all of them; each was checked with Pyro's NUTS against its reference before it joined
+(``scripts/check_posteriordb_ports.py``).
 
 Each :class:`Posterior` couples a model with :attr:`Posterior.reference_quantities`, which turns
 draws of the sampled sites into the quantities of the reference draws (for example ``theta``
@@ -14,7 +21,7 @@ from ``theta_trans``, ``tau`` and ``mu`` in the non-centred eight schools), and
 
 Everything is computed in float64: some posteriors have standard deviations of 1e-3.
 
-The data and reference summaries of the six ported posteriors ship with the package
+The data and reference summaries of the ported posteriors ship with the package
 (``pyro_simplehmc/data/posteriordb.json``, written by ``scripts/make_posteriordb_bundle.py``
 from posteriordb's files, BSD 3-Clause): :func:`load_posterior` reads them, so that a posterior
 can be run without a copy of posteriordb.
@@ -37,6 +44,8 @@ import torch
 from pyro.distributions import constraints
 from torch import Tensor
 
+from . import posteriordb_models as models
+from . import posteriordb_regressions as regressions
 from .ztest import ZTestResult, two_sided_z_threshold
 
 __all__ = [
@@ -165,11 +174,13 @@ def gp_regr(data: Mapping) -> None:
 # ---------------------------------------------------------------------------------- registry
 
 
-def _identity(samples: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _identity(samples: Mapping[str, Tensor], data: Mapping | None = None) -> dict[str, Tensor]:
     return dict(samples)
 
 
-def _eight_schools_noncentered_reference(samples: Mapping[str, Tensor]) -> dict[str, Tensor]:
+def _eight_schools_noncentered_reference(
+    samples: Mapping[str, Tensor], data: Mapping | None = None
+) -> dict[str, Tensor]:
     # The reference draws hold theta, the derived quantity, rather than theta_trans.
     tau, mu = samples["tau"].unsqueeze(-1), samples["mu"].unsqueeze(-1)
     return {"theta": samples["theta_trans"] * tau + mu, "mu": samples["mu"], "tau": samples["tau"]}
@@ -189,8 +200,10 @@ class Posterior:
 
     :ivar name: the posteriordb name (also the folder name), e.g. ``"arK-arK"``.
     :ivar model: the Pyro model, called with the data dict.
-    :ivar reference_quantities: maps a dict of sampled sites (constrained values, with any
-        leading sample dimensions) to the quantities named in the reference summary.
+    :ivar reference_quantities: ``(samples, data=None) -> quantities``: maps a dict of sampled
+        sites (constrained values, with any leading sample dimensions) to the quantities named
+        in the reference summary. Only a few need the data (``gp_pois_regr-gp_pois_regr``'s
+        ``f``); pass it always.
     :ivar init_values: ``data -> {site: value}`` for sites with a flat prior (used with
         :func:`pyro.infer.autoguide.init_to_value`), or ``None``.
     :ivar max_plate_nesting: Pyro's bound on nested plates for this model.
@@ -198,14 +211,13 @@ class Posterior:
 
     name: str
     model: Callable[[Mapping], None]
-    reference_quantities: Callable[[Mapping[str, Tensor]], dict[str, Tensor]] = field(
-        default=_identity
-    )
+    reference_quantities: Callable[..., dict[str, Tensor]] = field(default=_identity)
     init_values: Callable[[Mapping], dict[str, Tensor]] | None = None
     max_plate_nesting: int = 1
 
 
-#: The six posteriors, keyed by their posteriordb name.
+#: The ported posteriors, keyed by their posteriordb name: the first six here, the others in
+#: :mod:`.posteriordb_models` and :mod:`.posteriordb_regressions`.
 POSTERIORS: dict[str, Posterior] = {
     p.name: p
     for p in [
@@ -219,6 +231,24 @@ POSTERIORS: dict[str, Posterior] = {
         Posterior("sblrc-blr", blr),
         Posterior("kidiq-kidscore_interaction", kidscore_interaction, init_values=_kidiq_init),
         Posterior("gp_pois_regr-gp_regr", gp_regr, max_plate_nesting=0),
+        Posterior("sblri-blr", blr),
+        Posterior("arma-arma11", models.arma11, init_values=models.arma11_init),
+        Posterior(
+            "garch-garch11",
+            models.garch11,
+            models.garch11_reference,
+            init_values=models.garch11_init,
+        ),
+        Posterior("gp_pois_regr-gp_pois_regr", models.gp_pois_regr, models.gp_pois_regr_reference),
+        Posterior(
+            "low_dim_gauss_mix-low_dim_gauss_mix",
+            models.low_dim_gauss_mix,
+            init_values=models.low_dim_gauss_mix_init,
+        ),
+    ]
+    + [
+        Posterior(name, model, init_values=regressions.least_squares_init(design))
+        for name, model, design in regressions.REGRESSIONS
     ]
 }
 

@@ -249,7 +249,7 @@ def from_posterior(name: str) -> Problem:
     quantities = list(reference)
 
     def flatten(samples: Mapping[str, Tensor]) -> Tensor:
-        derived = posterior.reference_quantities(samples)
+        derived = posterior.reference_quantities(samples, data)
         columns = flatten_draws({k: v.unsqueeze(0) for k, v in derived.items()})
         return torch.as_tensor(np.stack([columns[q][0] for q in quantities], axis=-1))
 

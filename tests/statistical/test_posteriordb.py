@@ -1,18 +1,22 @@
-"""The kernels on six real posteriors, against posteriordb's reference summaries.
+"""The kernels on real posteriors, against posteriordb's reference summaries.
 
 Each run adapts step size and mass matrix during warmup, then compares posterior means and
 standard deviations with the reference in units of the combined Monte-Carlo error
 (:func:`pyro_simplehmc.checks.posteriordb.compare_with_reference`). Pyro's NUTS runs the same
 comparison as a control: when NUTS fails too, the port is wrong rather than the kernel.
 
-The default run holds one short case (non-centred eight schools with SimpleHMC); the full matrix
-is under ``-m slow``. Run this file as a script to print the z-scores and divergences of the full
-matrix: ``python -m tests.test_posteriordb [filter ...]``.
+The default run holds one short case (non-centred eight schools with SimpleHMC) and fast checks
+of every port (it loads, has a finite log density where it starts, and yields every reference
+quantity); the full matrix is under ``-m slow``: all kernels on the first six ports, and Pyro's
+NUTS on each of the ports added since (the check of ``scripts/check_posteriordb_ports.py``). Run
+this file as a script to print the z-scores and divergences of the full matrix:
+``python -m tests.test_posteriordb [filter ...]``.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -23,15 +27,38 @@ import pytest
 import torch
 from pyro.infer import MCMC, NUTS
 from pyro.infer.autoguide import init_to_uniform, init_to_value
+from pyro.infer.mcmc.util import initialize_model
 
 from pyro_simplehmc import MALA, RandomWalkMH, SimpleHMC
-from pyro_simplehmc.checks.posteriordb import POSTERIORS, compare_with_reference, flatten_draws
+from pyro_simplehmc.checks import posteriordb_models
+from pyro_simplehmc.checks.posteriordb import (
+    POSTERIORS,
+    compare_with_reference,
+    flatten_draws,
+    load_posterior,
+)
 from pyro_simplehmc.checks.testing import ZTestResult
 from tests.conftest import POSTERIORDB
 
+#: The first six ports, run by every kernel under ``-m slow``.
+FIRST_SIX = [
+    "eight_schools-eight_schools_noncentered",
+    "eight_schools-eight_schools_centered",
+    "arK-arK",
+    "sblrc-blr",
+    "kidiq-kidscore_interaction",
+    "gp_pois_regr-gp_regr",
+]
+#: The ports added since, each checked with Pyro's NUTS (dense mass) under ``-m slow``.
+ADDED = [name for name in POSTERIORS if name not in FIRST_SIX]
 
-def load(root: Path, name: str) -> tuple[dict, dict]:
-    """The data and the reference summary's ``"parameters"`` of one posterior."""
+
+def load(root: Path | None, name: str) -> tuple[dict, dict]:
+    """The data and the reference summary's ``"parameters"`` of one posterior: from ``root``'s
+    folder when it has one, else from the package's bundle."""
+    if root is None or not (root / name).is_dir():
+        _, data, reference = load_posterior(name)
+        return data, reference
     folder = root / name
     data = json.loads((folder / "data.json").read_text())
     reference = json.loads((folder / "reference_summary.json").read_text())["parameters"]
@@ -74,7 +101,7 @@ class Run:
 
 
 def run_posterior(
-    root: Path,
+    root: Path | None,
     name: str,
     kernel: str,
     *,
@@ -93,7 +120,7 @@ def run_posterior(
     # The JIT-compiled potential is 2-3 times faster than the traced Python model.
     sampler = KERNELS[kernel](
         model=posterior.model,
-        full_mass=FULL_MASS.get(name, False),
+        full_mass=FULL_MASS.get(name, name in ADDED),
         max_plate_nesting=posterior.max_plate_nesting,
         init_strategy=init,
         jit_compile=True,
@@ -111,7 +138,7 @@ def run_posterior(
     mcmc.run(data)
     seconds = time.perf_counter() - start
     samples = mcmc.get_samples(group_by_chain=True)
-    draws = flatten_draws(posterior.reference_quantities(samples))
+    draws = flatten_draws(posterior.reference_quantities(samples, data))
     diagnostics = mcmc.diagnostics()
     divergences = sum(len(d) for d in diagnostics["divergences"].values())
     acceptance = sum(diagnostics["acceptance rate"].values()) / num_chains
@@ -173,11 +200,87 @@ def test_models_log_density_matches_stan_at_a_point(posteriordb_root):
     assert float(trace.nodes["y"]["fn"].log_prob(y)) == pytest.approx(float(expected), rel=1e-10)
 
 
+@pytest.mark.parametrize("name", list(POSTERIORS))
+def test_port_loads_with_finite_log_density_and_every_reference_quantity(name):
+    posterior, data, reference = load_posterior(name)
+    init = (
+        init_to_uniform
+        if posterior.init_values is None
+        else init_to_value(values=posterior.init_values(data))
+    )
+    pyro.set_rng_seed(0)
+    params, potential_fn, transforms, _ = initialize_model(
+        posterior.model,
+        (data,),
+        init_strategy=init,
+        max_plate_nesting=posterior.max_plate_nesting,
+    )
+    params = {k: v.detach().requires_grad_() for k, v in params.items()}
+    potential = potential_fn(params)
+    assert math.isfinite(float(potential.detach()))
+    grads = torch.autograd.grad(potential, list(params.values()))
+    assert all(bool(torch.isfinite(g).all()) for g in grads)
+    constrained = {k: transforms[k](v.detach())[None, None] for k, v in params.items()}
+    draws = flatten_draws(posterior.reference_quantities(constrained, data))
+    assert set(reference) <= set(draws), sorted(set(reference) - set(draws))
+    for quantity, entry in reference.items():
+        for key in ("mean", "sd", "posteriordb_ess_bulk", "posteriordb_mcse_mean"):
+            assert math.isfinite(entry[key]), (quantity, key)
+        assert entry["sd"] > 0 and entry["n_draws"] == 10000
+
+
+def _log_density(model, data, values) -> float:
+    conditioned = pyro.poutine.condition(model, values)
+    return float(pyro.poutine.trace(conditioned).get_trace(data).log_prob_sum())
+
+
+def test_arma11_closed_form_matches_stan_recursion():
+    _, data, _ = load_posterior("arma-arma11")
+    mu, phi, theta, sigma = 0.3, 0.5, -0.4, 1.2
+    values = {
+        k: torch.tensor(v)
+        for k, v in zip(["mu", "phi", "theta", "sigma"], [mu, phi, theta, sigma], strict=True)
+    }
+    y = data["y"]
+    err = [y[0] - (mu + phi * mu)]
+    for t in range(1, len(y)):
+        err.append(y[t] - (mu + phi * y[t - 1] + theta * err[-1]))
+    normal = torch.distributions.Normal
+    expected = float(normal(0.0, sigma).log_prob(torch.tensor(err)).sum())
+    expected += float(normal(0.0, 10.0).log_prob(torch.tensor(mu)))
+    expected += float(normal(0.0, 2.0).log_prob(torch.tensor([phi, theta])).sum())
+    expected += math.log(2 / (math.pi * 2.5 * (1 + (sigma / 2.5) ** 2)))  # half-Cauchy
+    got = _log_density(posteriordb_models.arma11, data, values)
+    assert got == pytest.approx(expected, rel=1e-10)
+
+
+def test_garch11_closed_form_and_jacobian_match_stan():
+    # Stan: flat on the triangle 0 < beta1 < 1 - alpha1; the port samples beta1_unit in (0, 1),
+    # so its density carries log(1 - alpha1).
+    _, data, _ = load_posterior("garch-garch11")
+    mu, alpha0, alpha1, beta1 = 0.05, 0.2, 0.3, 0.4
+    values = {
+        "mu": torch.tensor(mu),
+        "alpha0": torch.tensor(alpha0),
+        "alpha1": torch.tensor(alpha1),
+        "beta1_unit": torch.tensor(beta1 / (1 - alpha1)),
+    }
+    y = data["y"]
+    sigma = [data["sigma1"]]
+    for t in range(1, len(y)):
+        sigma.append(math.sqrt(alpha0 + alpha1 * (y[t - 1] - mu) ** 2 + beta1 * sigma[-1] ** 2))
+    expected = float(
+        torch.distributions.Normal(mu, torch.tensor(sigma)).log_prob(torch.tensor(y)).sum()
+    )
+    got = _log_density(posteriordb_models.garch11, data, values)
+    assert got == pytest.approx(expected + math.log(1 - alpha1), rel=1e-10)
+
+
 # ------------------------------------------------------------------------- the full matrix
 
 MATRIX = [
     (name, kernel)
-    for name in POSTERIORS
+    for name in FIRST_SIX
     if name != "eight_schools-eight_schools_centered"
     for kernel in ["NUTS", "SimpleHMC", "MALA"] + (["RandomWalkMH"] if name in RANDOM_WALK else [])
 ]
@@ -189,6 +292,17 @@ def test_reference_agreement(name, kernel, posteriordb_root):
     warmup, samples = LENGTHS[kernel]
     run = run_posterior(posteriordb_root, name, kernel, warmup_steps=warmup, num_samples=samples)
     print(f"{name} {kernel}: {run.result} divergences={run.divergences}")
+    assert run.result.passed, run.result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ADDED)
+def test_added_port_agrees_with_reference_under_nuts(name):
+    # The check each port passed before it joined the set (docs/design-notes.md, "posteriordb
+    # ports checked with NUTS"): Pyro's NUTS, dense mass, 2 chains of 500 + 1000.
+    warmup, samples = LENGTHS["NUTS"]
+    run = run_posterior(None, name, "NUTS", warmup_steps=warmup, num_samples=samples)
+    print(f"{name} NUTS: {run.result} divergences={run.divergences}")
     assert run.result.passed, run.result
 
 
@@ -211,9 +325,11 @@ def test_centered_eight_schools_reports_divergences(kernel, posteriordb_root):
 
 if __name__ == "__main__":
     torch.set_default_dtype(torch.float64)
-    cases = [(n, k) for n, k in MATRIX] + [
-        ("eight_schools-eight_schools_centered", k) for k in ["NUTS", "SimpleHMC", "MALA"]
-    ]
+    cases = (
+        [(n, k) for n, k in MATRIX]
+        + [(n, "NUTS") for n in ADDED]
+        + [("eight_schools-eight_schools_centered", k) for k in ["NUTS", "SimpleHMC", "MALA"]]
+    )
     only = sys.argv[1:]
     for name, kernel in cases:
         if only and not any(o in f"{name} {kernel}" for o in only):
