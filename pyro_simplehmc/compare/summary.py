@@ -216,8 +216,8 @@ def evals_to_low_bias(
     with :math:`E[x_i^2] = \sigma_i^2 + \mu_i^2` from the truth and :math:`\mathrm{Var}[x_i^2]`
     estimated from all the draws (the MAMS paper's metric, Robnik, Cohn-Gordon & Seljak 2025).
     The answer is :math:`n` at the last crossing below :data:`LOW_BIAS` (after which it stays
-    below), times the evaluations per draw of one chain in the sampling phase; NaN if it never
-    gets there.
+    below), times the evaluations per draw of one chain in the sampling phase; NaN if it is not
+    below at the last draw.
 
     :param draws: ``(chains, draws, D)``.
     """
@@ -228,7 +228,7 @@ def evals_to_low_bias(
     with np.errstate(divide="ignore", invalid="ignore"):
         b2 = np.max((running - target) ** 2 / spread, axis=-1)
     above = np.flatnonzero(~(b2 < LOW_BIAS))
-    if len(above) == len(b2):
+    if len(above) and above[-1] == len(b2) - 1:  # above at the last draw: not there yet
         return float("nan")
     n = 1 if len(above) == 0 else int(above[-1]) + 2
     return float(n * evals_per_draw)
