@@ -191,9 +191,11 @@ def build_parser() -> argparse.ArgumentParser:
     chapter.add_argument("--quick", action="store_true", help="a short fair run")
     chapter.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
+    from . import benchmark
     from .grid import add_grid_parser
 
     add_grid_parser(sub)
+    benchmark.add_parser(sub)
     return parser
 
 
@@ -426,6 +428,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _dispatch(args) -> int:
+    if getattr(args, "handler", None) is not None:  # a command module's run(args)
+        return args.handler(args)
     progress = not args.no_progress
     figures = not getattr(args, "no_figures", False)
     if args.command == "compare":

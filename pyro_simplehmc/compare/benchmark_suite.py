@@ -150,6 +150,16 @@ def run_contender(
     raise ValueError(f"unknown contender {name!r}; choose from {list(CONTENDERS)}")
 
 
+#: The headline metric: gradients of all chains together until the squared bias of the chains'
+#: pooled second moments stays below 0.01 (the pooled :math:`b^2` of :math:`C` chains of
+#: :math:`n` draws is about that of one chain of :math:`Cn` draws, so this does not depend on
+#: the number of chains, and short runs reach it).
+HEADLINE = "all-chain gradients to b2 < 0.01"
+#: The paper's: gradients per chain until the squared bias of each chain's own moments, averaged
+#: over the chains, stays below 0.01 (needs long chains: often not reached in a short run).
+PER_CHAIN = "gradients per chain to per-chain b2 < 0.01"
+
+
 def _finite(value: float) -> float | None:
     return float(value) if value is not None and math.isfinite(value) else None
 
@@ -179,13 +189,13 @@ def row(model: str, contender: str, result: KernelResult, extra: dict[str, Any])
         "cost unit": "gradients" if result.uses_gradient else "potential evaluations",
         "warmup gradients per chain": per_chain["warmup"],
         "sampling gradients per chain": per_chain["sampling"],
-        "gradients to b2 < 0.01": _finite(point),
-        "gradients to b2 < 0.01 interval": [_bound(low), _bound(high)],
-        "gradients to pooled b2 < 0.01": _finite(result.evals_to_low_bias),
-        "gradients to pooled b2 < 0.01 interval": [
-            _bound(result.evals_to_low_bias_low),
-            _bound(result.evals_to_low_bias_high),
+        HEADLINE: _finite(result.num_chains * result.evals_to_low_bias),
+        f"{HEADLINE} interval": [
+            _bound(result.num_chains * result.evals_to_low_bias_low),
+            _bound(result.num_chains * result.evals_to_low_bias_high),
         ],
+        PER_CHAIN: _finite(point),
+        f"{PER_CHAIN} interval": [_bound(low), _bound(high)],
         "min bulk ESS": result.min_bulk_ess,
         "ESS per 1000 gradients": 1000 * result.ess_per_eval,
         "wall seconds": sum(result.seconds.values()),
@@ -281,7 +291,7 @@ def run_suite(
                     record = row(model, name, result, extra)
                     payload["rows"].append(record)
                     line = (
-                        f"{model} / {name}: grads to b2<0.01 {record['gradients to b2 < 0.01']}, "
+                        f"{model} / {name}: {HEADLINE} {record[HEADLINE]}, "
                         f"ESS/1000 grads {record['ESS per 1000 gradients']:.3g}, "
                         f"{record['verdict']} (max|z| {record['max |z| vs truth']}), "
                         f"{time.perf_counter() - start:.0f} s"
@@ -294,7 +304,7 @@ def run_suite(
 
 
 def _interval(r: dict) -> str:
-    low, high = r["gradients to b2 < 0.01 interval"]
+    low, high = r[f"{HEADLINE} interval"]
 
     def fmt(v):
         return "-" if v is None else "inf" if v == "inf" else f"{v:,.0f}"
@@ -305,21 +315,25 @@ def _interval(r: dict) -> str:
 def markdown_table(payload: dict[str, Any]) -> str:
     """One line per model and contender."""
     lines = [
-        "| model | contender | gradients/chain to b² < 0.01 [95%] | warmup grads/chain | "
-        "ESS per 1000 grads | wall s | truth (max \\|z\\|) |",
-        "|---|---|---|---|---|---|---|",
+        "| model | contender | gradients (all chains) to pooled b² < 0.01 [95%] | "
+        "per chain to per-chain b² < 0.01 | warmup grads/chain | ESS per 1000 grads | wall s | "
+        "truth (max \\|z\\|) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in payload["rows"]:
         if "error" in r:
-            lines.append(f"| {r['model']} | {r['contender']} | ERROR: {r['error'][:80]} | | | | |")
+            lines.append(
+                f"| {r['model']} | {r['contender']} | ERROR: {r['error'][:80]} | | | | | |"
+            )
             continue
-        low_bias = r["gradients to b2 < 0.01"]
+        low_bias = r[HEADLINE]
         low_bias = "not reached" if low_bias is None else f"{low_bias:,.0f} {_interval(r)}"
         if r["cost unit"] != "gradients":
             low_bias += " (potentials)"
+        paper = "not reached" if r[PER_CHAIN] is None else f"{r[PER_CHAIN]:,.0f}"
         z = r["max |z| vs truth"]
         lines.append(
-            f"| {r['model']} | {r['contender']} | {low_bias} | "
+            f"| {r['model']} | {r['contender']} | {low_bias} | {paper} | "
             f"{r['warmup gradients per chain']:,.0f} | {r['ESS per 1000 gradients']:.3g} | "
             f"{r['wall seconds']:.0f} | {r['verdict']} ({'-' if z is None else f'{z:.1f}'}) |"
         )
@@ -333,16 +347,21 @@ def goal_verdicts(payload: dict[str, Any]) -> dict[str, Any]:
     models = list(dict.fromkeys(r["model"] for r in payload["rows"]))
     per_model = {}
     for model in models:
-        mams = by.get((model, "MAMS"), {}).get("gradients to b2 < 0.01")
-        nuts = by.get((model, "NUTS"), {}).get("gradients to b2 < 0.01")
-        jax_mams = by.get((model, "blackjax-MAMS"), {}).get("gradients to b2 < 0.01")
+        mams = by.get((model, "MAMS"), {}).get(HEADLINE)
+        nuts = by.get((model, "NUTS"), {}).get(HEADLINE)
+        jax_row = by.get((model, "blackjax-MAMS"), {})
+        jax_mams = jax_row.get(HEADLINE)
+        # BlackJAX's chains in lockstep (the batch's cost) or each at its own cost
+        jax_own = jax_mams / jax_row["lockstep / own gradients"] if jax_mams else None
         per_model[model] = {
             "NUTS / MAMS": nuts / mams if mams and nuts else None,
             "MAMS / blackjax-MAMS": mams / jax_mams if mams and jax_mams else None,
+            "MAMS / blackjax-MAMS (own cost)": mams / jax_own if mams and jax_own else None,
             "MAMS reached": mams is not None,
         }
     half = sum(1 for v in per_model.values() if v["NUTS / MAMS"] and v["NUTS / MAMS"] >= 2)
     within = [v["MAMS / blackjax-MAMS"] for v in per_model.values()]
+    within_own = [v["MAMS / blackjax-MAMS (own cost)"] for v in per_model.values()]
     wrong = [f"{r['model']} / {r['contender']}" for r in by.values() if r["verdict"] == "FAIL"]
     unreliable = [
         f"{r['model']} / {r['contender']}"
@@ -355,6 +374,10 @@ def goal_verdicts(payload: dict[str, Any]) -> dict[str, Any]:
         "MAMS within 1.2x of blackjax-MAMS": (
             f"{sum(1 for w in within if w is not None and w <= 1.2)} of "
             f"{sum(1 for w in within if w is not None)} models with both measured"
+        ),
+        "MAMS within 1.2x of blackjax-MAMS at its chains' own cost": (
+            f"{sum(1 for w in within_own if w is not None and w <= 1.2)} of "
+            f"{sum(1 for w in within_own if w is not None)} models with both measured"
         ),
         "wrong answers (FAIL)": wrong,
         "unreliable verdicts": unreliable,
@@ -375,14 +398,16 @@ def write_results(payload: dict[str, Any], out: str | Path) -> Path:
         return "-" if value is None else f"{value:.2f}"
 
     ratios = "\n".join(
-        f"| {m} | {ratio(v['NUTS / MAMS'])} | {ratio(v['MAMS / blackjax-MAMS'])} |"
+        f"| {m} | {ratio(v['NUTS / MAMS'])} | {ratio(v['MAMS / blackjax-MAMS'])} | "
+        f"{ratio(v['MAMS / blackjax-MAMS (own cost)'])} |"
         for m, v in goals["per model"].items()
     )
     settings = ", ".join(f"{k} {v}" for k, v in payload["settings"].items())
     text = (
         f"# simplehmc benchmark --suite mams\n\nSettings: {settings}\n\n"
         f"{markdown_table(payload)}\n\n"
-        "| model | NUTS / MAMS gradients to b² < 0.01 | MAMS / blackjax-MAMS |\n|---|---|---|\n"
+        "| model | NUTS / MAMS, gradients to b² < 0.01 | MAMS / blackjax-MAMS (lockstep) | "
+        "MAMS / blackjax-MAMS (own cost) |\n|---|---|---|---|\n"
         f"{ratios}\n\n{goal_lines}\n" + (f"\nNotes:\n{notes}\n" if notes else "")
     )
     (out / "results.md").write_text(text)
