@@ -45,7 +45,9 @@ def test_gym_truths_are_the_analytic_and_the_published_ones():
     assert gaussian.var.max() / gaussian.var.min() == pytest.approx(100.0)
     # The Brownian motion's exact truth (quadrature), not inference-gym's published one
     assert get_gym_target("brownian_motion").mean[1].item() == pytest.approx(0.11274, abs=1e-4)
-    assert load_gym_data()["brownian_motion"]["gym_truth"]["mean"][1] == pytest.approx(0.10105)
+    assert load_gym_data()["brownian_motion"]["gym_truth"]["mean"][1] == pytest.approx(
+        0.10105, abs=1e-5
+    )
     # inference-gym's published means (Stan), as bundled
     volatility = get_gym_target("stochastic_volatility")
     assert volatility.mean[0].item() == pytest.approx(0.92498, abs=1e-4)  # persistence
