@@ -26,13 +26,13 @@ import sys
 import time
 from collections.abc import Sequence
 
-from . import chapter, compare, grid, leaderboard, scaling, validate
+from . import benchmark, chapter, compare, grid, leaderboard, scaling, validate
 from .settings import positive_int
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
 #: The subcommands, in the order ``simplehmc --help`` lists them.
-COMMANDS = (validate, compare, leaderboard, scaling, chapter, grid)
+COMMANDS = (validate, compare, leaderboard, scaling, chapter, grid, benchmark)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -204,7 +204,11 @@ LOW_BIAS = 0.01
 
 
 def evals_to_low_bias(
-    draws: np.ndarray, truth_mean: np.ndarray, truth_var: np.ndarray, evals_per_draw: float
+    draws: np.ndarray,
+    truth_mean: np.ndarray,
+    truth_var: np.ndarray,
+    evals_per_draw: float,
+    per_chain: bool = False,
 ) -> float:
     r"""Evaluations per chain until the squared bias of the second moments stays below 0.01.
 
@@ -216,19 +220,30 @@ def evals_to_low_bias(
     with :math:`E[x_i^2] = \sigma_i^2 + \mu_i^2` from the truth and :math:`\mathrm{Var}[x_i^2]`
     estimated from all the draws (the MAMS paper's metric, Robnik, Cohn-Gordon & Seljak 2025).
     The answer is :math:`n` at the last crossing below :data:`LOW_BIAS` (after which it stays
-    below), times the evaluations per draw of one chain in the sampling phase; NaN if it never
-    gets there.
+    below), times the evaluations per draw of one chain in the sampling phase; NaN if it is not
+    below at the last draw.
+
+    With ``per_chain=True`` the squared bias is computed for each chain from its own running
+    means and then averaged over the chains, as the MAMS paper and ``benchmarks/mams.py`` do: it
+    does not fall faster with more chains, so contenders run with different numbers of chains
+    compare fairly (the default, chains averaged first, falls about as fast as one chain of
+    ``chains`` times the length).
 
     :param draws: ``(chains, draws, D)``.
     """
     x2 = draws**2
-    running = np.cumsum(x2.mean(0), axis=0) / np.arange(1, x2.shape[1] + 1)[:, None]
+    steps = np.arange(1, x2.shape[1] + 1)[:, None]
     target = np.asarray(truth_var) + np.asarray(truth_mean) ** 2
     spread = x2.reshape(-1, x2.shape[-1]).var(0)
     with np.errstate(divide="ignore", invalid="ignore"):
-        b2 = np.max((running - target) ** 2 / spread, axis=-1)
+        if per_chain:
+            running = np.cumsum(x2, axis=1) / steps[None]
+            b2 = np.max((running - target) ** 2 / spread, axis=-1).mean(0)
+        else:
+            running = np.cumsum(x2.mean(0), axis=0) / steps
+            b2 = np.max((running - target) ** 2 / spread, axis=-1)
     above = np.flatnonzero(~(b2 < LOW_BIAS))
-    if len(above) == len(b2):
+    if len(above) and above[-1] == len(b2) - 1:  # above at the last draw: not there yet
         return float("nan")
     n = 1 if len(above) == 0 else int(above[-1]) + 2
     return float(n * evals_per_draw)
@@ -245,6 +260,7 @@ def evals_to_low_bias_interval(
     evals_per_draw: float,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = 0,
+    per_chain: bool = False,
 ) -> tuple[float, float]:
     r"""A 95% bootstrap interval of :func:`evals_to_low_bias`, resampling the chains.
 
@@ -254,6 +270,7 @@ def evals_to_low_bias_interval(
     interval is the 2.5% and 97.5% percentiles. A resample that never gets below counts as
     infinitely many evaluations, so an upper bound of ``inf`` says that more than 2.5% of the
     resamples did not get there within the run. With fewer than two chains: NaN.
+    ``per_chain``: as in :func:`evals_to_low_bias`.
 
     :param draws: ``(chains, draws, D)``.
     """
@@ -269,8 +286,11 @@ def evals_to_low_bias_interval(
     values = np.empty(resamples)
     with np.errstate(divide="ignore", invalid="ignore"):
         for r in range(resamples):
-            mean = running[rng.integers(0, num_chains, num_chains)].mean(0)
-            b2 = np.max((mean - target) ** 2 / spread, axis=-1)
+            picked = running[rng.integers(0, num_chains, num_chains)]
+            if per_chain:
+                b2 = np.max((picked - target) ** 2 / spread, axis=-1).mean(0)
+            else:
+                b2 = np.max((picked.mean(0) - target) ** 2 / spread, axis=-1)
             above = np.flatnonzero(~(b2 < LOW_BIAS))
             if len(above) == len(b2) or (len(above) and above[-1] == len(grid) - 1):
                 values[r] = np.inf

@@ -251,7 +251,15 @@ def test_every_command_is_a_module_with_add_parser_and_run():
     from pyro_simplehmc.cli.main import COMMANDS, build_parser
 
     names = [c.__name__.rsplit(".", 1)[-1] for c in COMMANDS]
-    assert names == ["validate", "compare", "leaderboard", "scaling", "chapter", "grid"]
+    assert names == [
+        "validate",
+        "compare",
+        "leaderboard",
+        "scaling",
+        "chapter",
+        "grid",
+        "benchmark",
+    ]
     subparsers = next(
         a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)
     )

@@ -178,6 +178,13 @@ def test_evals_to_low_bias_finds_when_the_second_moments_settle():
     # A kernel that samples a variance of 1.96 (no Metropolis correction) never gets there.
     wide = 1.4 * exact
     assert math.isnan(evals_to_low_bias(wide, np.zeros(3), np.ones(3), evals_per_draw=5.0))
+    # Below for a while, then above again at the last draw: not there (was n = draws + 1).
+    late = np.ones((8, 100, 1))
+    late[:, 90:] = 2.0  # b^2 = 0 for 90 draws, then ends at 0.09 / 0.81
+    assert math.isnan(evals_to_low_bias(late, np.zeros(1), np.ones(1), evals_per_draw=5.0))
+    # Per chain, b^2 falls as for one chain: later than with the chains' moments pooled.
+    alone = evals_to_low_bias(exact, np.zeros(3), np.ones(3), 5.0, per_chain=True)
+    assert alone > n
 
 
 def test_the_bootstrap_interval_of_evals_to_low_bias():
