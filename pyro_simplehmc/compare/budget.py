@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..checks.statistics import MAX_RELIABLE_RHAT, MIN_RELIABLE_ESS, draws_needed, ess, max_r_hat
-from .summary import ChainRun
+from .summary import ChainRun, judged_draws
 
 
 def cost(chains: Sequence[ChainRun], uses_gradient: bool, stage: str | None = None) -> int:
@@ -33,7 +33,9 @@ def unreliable(
     """Why a verdict on ``draws`` (``(chains, draws, D)``) would not be reliable yet, if it would
     not (``"TOO FEW DRAWS"`` or ``"NOT MIXED"``), the smallest bulk or tail ESS of the
     coordinates and their squares, and the largest R-hat (nested, given ``superchain_ids``:
-    :func:`~pyro_simplehmc.checks.statistics.max_r_hat`)."""
+    :func:`~pyro_simplehmc.checks.statistics.max_r_hat`), computed from the draws a verdict
+    would be computed from (:func:`~pyro_simplehmc.compare.summary.judged_draws`)."""
+    draws = judged_draws(draws)[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         smallest = min(

@@ -251,3 +251,36 @@ def test_pyro_kernels_run_their_chains_in_parallel_with_the_same_draws():
     for a, b in zip(one_by_one, parallel, strict=True):
         np.testing.assert_array_equal(a.draws, b.draws)
         assert a.gradients == b.gradients
+
+
+def _ar1_chains(num_chains, length, rho, shift=0.0, seed=0):
+    from pyro_simplehmc.compare.summary import ChainRun
+
+    rng = np.random.default_rng(seed)
+    x = np.empty((num_chains, length, 1))
+    x[:, 0] = rng.standard_normal((num_chains, 1))
+    noise = rng.standard_normal((num_chains, length, 1)) * math.sqrt(1 - rho**2)
+    for t in range(1, length):
+        x[:, t] = rho * x[:, t - 1] + noise[:, t]
+    counts = {"warmup": 0, "sampling": length}
+    return [
+        ChainRun(x[c] + shift, counts, counts, {"warmup": 0.0, "sampling": 1.0}, {})
+        for c in range(num_chains)
+    ]
+
+
+def test_a_long_run_is_judged_on_thinned_draws_with_the_same_verdict(monkeypatch):
+    import pyro_simplehmc.compare.summary as summary
+
+    target = diagonal_gaussian(1, low=1.0, high=1.0)
+    chains = _ar1_chains(4, 8000, rho=0.98)  # autocorrelation time about 100
+    full = summary.summarise("AR(1)", False, chains, target)
+    monkeypatch.setattr(summary, "MAX_JUDGED_DRAWS", 8000)  # every 4th draw
+    thinned = summary.summarise("AR(1)", False, chains, target)
+    assert thinned.num_samples == full.num_samples == 8000
+    assert any("every 4th draw" in w for w in thinned.warnings)
+    assert thinned.min_bulk_ess == pytest.approx(full.min_bulk_ess, rel=0.25)
+    assert full.status_truth == thinned.status_truth == PASS
+    # Thinning cannot hide a wrong answer: a shifted chain still fails.
+    wrong = summary.summarise("AR(1)", False, _ar1_chains(4, 8000, 0.98, shift=0.5), target)
+    assert wrong.status_truth == FAIL
