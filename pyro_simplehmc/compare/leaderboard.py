@@ -40,7 +40,7 @@ LEADERBOARD = {"num_samples": 500, "warmup_steps": 300, "num_chains": 2}
 LEADERBOARD_KERNELS = ("RandomWalkMH", "MALA", "SimpleHMC", "MAMS", "NUTS")
 #: The mass-matrix estimators compared by :func:`estimator_board`; the first is the yardstick.
 MASS_ESTIMATORS = ("stan", "fisher", "low_rank")
-COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --jobs 3 --no-progress"
+COMMAND = "simplehmc leaderboard --page docs/leaderboard.md --estimators --jobs 2 --no-progress"
 
 
 def leaderboard(
@@ -349,7 +349,9 @@ draw for fewer gradients than NUTS.
 
 Regenerate this page with one command (this run took {wall}{cpu / 60:.0f} CPU-minutes of
 sampling; NUTS's runs are kept in the reference cache, so a second run reuses them;
-`--jobs` runs that many posteriors side by side):
+`--jobs` runs that many posteriors side by side; an interrupted run, started again with the same
+`--out`, resumes from the posteriors it finished, kept in `OUT/records`, and `--fresh` reruns
+them all):
 
 ```bash
 {COMMAND}
