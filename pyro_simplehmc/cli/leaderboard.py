@@ -60,6 +60,8 @@ def run(args) -> int:
     records = out / "records"
     if args.fresh and records.is_dir():
         shutil.rmtree(records)
+    # A resumed run's wall time is not the page's: then the page states CPU time only.
+    resumed = records.is_dir() and any(records.glob("*.pkl"))
     start = time.perf_counter()
     board = leaderboard(progress=progress, jobs=args.jobs, records=records, **settings)
     estimators = None
@@ -68,7 +70,9 @@ def run(args) -> int:
             k: v for k, v in settings.items() if k != "reference_cache"
         })  # fmt: skip
     wall = time.perf_counter() - start
-    text = write_leaderboard(board, out, page=args.page, estimators=estimators, wall_seconds=wall)
+    text = write_leaderboard(
+        board, out, page=args.page, estimators=estimators, wall_seconds=None if resumed else wall
+    )
     print(text)
     print(f"\nleaderboard written to {out}/" + (f" and {args.page}" if args.page else ""))
     return 0
