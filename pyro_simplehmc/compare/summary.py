@@ -104,7 +104,7 @@ def summarise(
     draws, thin = judged_draws(all_draws)
     if thin > 1:
         notes.append(
-            f"judged on every {thin}th draw of each chain ({draws.shape[1]} of "
+            f"judged on every k-th draw of each chain, k = {thin} ({draws.shape[1]} of "
             f"{all_draws.shape[1]}): ESS, MCSE and R-hat are those of the thinned chains"
         )
 

@@ -278,7 +278,7 @@ def test_a_long_run_is_judged_on_thinned_draws_with_the_same_verdict(monkeypatch
     monkeypatch.setattr(summary, "MAX_JUDGED_DRAWS", 8000)  # every 4th draw
     thinned = summary.summarise("AR(1)", False, chains, target)
     assert thinned.num_samples == full.num_samples == 8000
-    assert any("every 4th draw" in w for w in thinned.warnings)
+    assert any("every k-th draw of each chain, k = 4" in w for w in thinned.warnings)
     assert thinned.min_bulk_ess == pytest.approx(full.min_bulk_ess, rel=0.25)
     assert full.status_truth == thinned.status_truth == PASS
     # Thinning cannot hide a wrong answer: a shifted chain still fails.
