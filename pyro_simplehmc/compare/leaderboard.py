@@ -313,6 +313,15 @@ def _page(
             f"four chains with one dispersed start each, pooled adaptation), {c.num_chains} "
             "chains of NUTS in parallel processes"
         )
+    from ..checks.posteriordb import POSTERIORS
+
+    missing = [name for name in POSTERIORS if name not in {b.target for b in board}]
+    coverage = ""
+    if missing:  # a page written from part of the set says which part
+        coverage = (
+            f"\n\n**This page covers {len(board)} of the {len(POSTERIORS)} ported posteriors**; "
+            f"not yet run: {', '.join(f'`{m}`' for m in missing)}."
+        )
     length = (
         f"{c.num_samples} draws per chain after {c.warmup_steps} warmup iterations"
         if c.max_evals is None
@@ -361,7 +370,7 @@ Settings: {chains}; {length}; seed {c.seed}; every kernel with its defaults (ada
 size; a dense mass matrix up to {DENSE_MAX_DIM} dimensions, NUTS's included, diagonal above);
 the validated numbers are each posterior's reference quantities (means and variances, in the
 constrained space), Bonferroni over all of them. {reliable} of the {len(verdicts)} cells have a
-reliable verdict.
+reliable verdict.{coverage}
 
 {markdown}
 

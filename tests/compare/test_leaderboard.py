@@ -101,6 +101,9 @@ def test_the_estimator_board_compares_estimators_with_stans_on_a_diagonal(tmp_pa
     write_leaderboard(board, tmp_path, tmp_path / "page.md", estimators=board, wall_seconds=60)
     page = (tmp_path / "page.md").read_text()
     assert "## Mass-matrix estimators" in page and "1 minutes of wall time" in page
+    # A page written from part of the set says so, and which posteriors it lacks.
+    assert f"covers 1 of the {len(POSTERIORS)} ported posteriors" in page
+    assert "`arK-arK`" in page.split("not yet run:")[1]
 
 
 def test_an_interrupted_leaderboard_resumes_from_its_finished_posteriors(tmp_path, monkeypatch):
