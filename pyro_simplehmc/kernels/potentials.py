@@ -81,13 +81,16 @@ def batched_user_potential(potential_fn: Callable, ravel: DictRavel) -> BatchedP
 
     def potential(q: Tensor) -> Tensor:
         u = potential_fn(ravel.unflatten(q))
-        if not isinstance(u, Tensor) or u.shape not in (q.shape[:1], (*q.shape[:1], 1)):
+        batch = q.shape[:1]
+        if isinstance(u, Tensor) and u.shape == batch:  # the usual case: no reshape node
+            return u
+        if not isinstance(u, Tensor) or u.shape != (*batch, 1):
             shape = tuple(u.shape) if isinstance(u, Tensor) else type(u).__name__
             raise ValueError(
                 "potential_fn was declared batched (batched_potential=True), so it must return "
                 f"one energy per chain, shape ({q.shape[0]},); got {shape}"
             )
-        return u.reshape(q.shape[:1])
+        return u.reshape(batch)
 
     return potential
 

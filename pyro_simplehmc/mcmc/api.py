@@ -237,7 +237,12 @@ class MCMC(pyro.infer.MCMC):
             warmup_steps, num_samples, disable=self.disable_progbar
         )
         logger = initialize_logger(logging.getLogger("pyro.infer.mcmc"), "", progress_bar)
-        hook = compat.logging_hook(logger, progress_bar, self.hook_fn)
+        if self.disable_progbar:
+            # The logger's one handler feeds the bar, so a hidden bar needs no per-iteration
+            # json round trip of kernel.logging(); the user's hook is still called.
+            hook = self.hook_fn or _no_hook
+        else:
+            hook = compat.logging_hook(logger, progress_bar, self.hook_fn)
         try:
             for i in range(warmup_steps):
                 params = kernel.sample(params)
@@ -258,6 +263,10 @@ class MCMC(pyro.infer.MCMC):
             kernel.cleanup()
         self.sample_stats = stats.stats
         return samples, diagnostics
+
+
+def _no_hook(kernel, params, stage, i) -> None:
+    pass
 
 
 class _StatsRecorder:
