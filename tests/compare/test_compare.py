@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 
 import arviz as az
 import numpy as np
@@ -178,6 +179,34 @@ def test_validation_fails_a_kernel_without_metropolis_correction():
     assert "FAIL" in format_table(result)
     assert not result.passed
     assert result.reliable_failures == ["broken"]  # enough draws for the verdict to stand
+
+
+@pytest.mark.parametrize("reference", ["broken", "correct"])
+def test_a_reference_that_fails_against_the_truth_judges_no_one(reference):
+    # Issue 20: a reference whose own draws FAIL against the known truth is flagged (a warning
+    # on every other kernel), and no one gets a verdict against it; the control, a correct
+    # reference, does judge the others.
+    settings = {"step_size": 1.4, "num_steps": 3, "num_steps_jitter": 0.0,
+                "adapt_step_size": False, "adapt_mass_matrix": False}  # fmt: skip
+    kernels = [
+        as_kernel_spec("correct", lambda u: SimpleHMC(potential_fn=u, **settings)),
+        as_kernel_spec("broken", lambda u: NoCorrectionHMC(potential_fn=u, **settings)),
+    ]
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = compare(diagonal_gaussian(2, 1.0, 1.0), kernels=kernels, num_samples=1000,
+                         warmup_steps=20, num_chains=4, reference=reference, progress=False,
+                         batch_chains=None, max_evals=None)  # fmt: skip
+    other = "correct" if reference == "broken" else "broken"
+    flagged = any("its own draws FAIL against the truth" in str(w.message) for w in record)
+    if reference == "broken":
+        assert result["broken"].status_truth == "FAIL"
+        assert flagged
+        assert result[other].status_ref == "-"  # not judged against it
+    else:
+        assert result["correct"].status_truth == "PASS"
+        assert not flagged
+        assert result[other].status_ref == "FAIL"
 
 
 def test_a_chain_that_never_moves_has_zero_ess_and_a_warning():
